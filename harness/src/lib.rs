@@ -1,0 +1,9 @@
+//! rotcheck's library: the pieces of `DESIGN.md`, one module each.
+//!
+//! * [`model`]: the reference state machine of Secrets Manager secrets and staging labels;
+//! * [`emulator`]: Secrets Manager over HTTP, backed by the model;
+//! * [`redact`]: the one place secret values become aliases before they leave the process.
+
+pub mod emulator;
+pub mod model;
+pub mod redact;

@@ -1,0 +1,62 @@
+//! The rotcheck command line.
+//!
+//! Exit codes: 0 when everything held, 1 when a violation was found in the function under
+//! test, 2 when rotcheck itself could not run (bad input, missing tools); the last is always
+//! one line on stderr that says what to do.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod serve;
+
+/// Property-based conformance tests for AWS Secrets Manager rotation functions.
+#[derive(Debug, Parser)]
+#[command(name = "rotcheck", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run rotcheck's Secrets Manager emulator on its own, as a local Secrets Manager.
+    Serve(serve::ServeArgs),
+}
+
+/// An error of rotcheck itself (not of the function under test): printed as one line, exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROTCHECK_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(UsageError(format!("cannot start the async runtime: {e}"))),
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: UsageError) -> ExitCode {
+    eprintln!("rotcheck: error: {e}");
+    ExitCode::from(2)
+}
