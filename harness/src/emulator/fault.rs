@@ -67,7 +67,8 @@ pub struct FaultPlan {
 /// One rule of a [`FaultPlan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultRule {
-    /// Fault the n-th matching call (1-based), counting only calls of `op` when it is set.
+    /// Fault the n-th matching call (1-based) the plan sees after it was installed, counting
+    /// only calls of `op` when it is set.
     pub nth: usize,
     /// Only calls of this operation count.
     pub op: Option<Operation>,

@@ -464,8 +464,13 @@ impl Model {
             }
         };
         let first_value = s.versions.iter().enumerate().all(|(i, v)| i == idx || v.value.is_none());
-        for stage in &stages {
+        // AWSCURRENT last, so that its automatic AWSPREVIOUS move wins over an explicit
+        // AWSPREVIOUS in the same request: AWSPREVIOUS is always the version AWSCURRENT left.
+        for stage in stages.iter().filter(|l| *l != AWSCURRENT) {
             s.attach(stage, idx);
+        }
+        if stages.iter().any(|l| l == AWSCURRENT) {
+            s.attach(AWSCURRENT, idx);
         }
         // The first version of a secret always gets AWSCURRENT (spec 3.3).
         if first_value && s.holder_index(AWSCURRENT).is_none() {
@@ -528,6 +533,10 @@ impl Model {
                     )));
                 }
                 check_label_quota(s, std::slice::from_ref(&stage), &config)?;
+                // The target may be the valueless placeholder. Whether AWS refuses to move
+                // AWSCURRENT there is not documented; the model allows it so that a function
+                // doing so leaves a state the checker reports (a plain read then fails),
+                // instead of the model hiding the bug.
                 s.attach(&stage, t);
             }
             (None, Some(f)) => {
