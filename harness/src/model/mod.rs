@@ -505,11 +505,13 @@ impl Model {
         }
         // Unknown ids and a RemoveFromVersionId that lacks the label: the types and texts are
         // UNCONFIRMED (spec 3.4); these are moto's.
+        // The checks run in this order: RemoveFromVersionId (exists, carries the label), the
+        // missing-RemoveFromVersionId rule, MoveToVersionId (exists). moto checks in the same
+        // order; AWS's order is UNCONFIRMED.
         let index = |s: &Secret, id: &String| {
             s.version_index(id).ok_or_else(|| ApiError::invalid_parameter(format!("Not a valid version: {id}")))
         };
         let from = input.remove_from_version_id.as_ref().map(|id| index(s, id)).transpose()?;
-        let to = input.move_to_version_id.as_ref().map(|id| index(s, id)).transpose()?;
         if let Some(f) = from
             && !s.versions[f].has(&stage)
         {
@@ -519,18 +521,31 @@ impl Model {
             )));
         }
         let holder = s.holder_index(&stage);
+        let must_name_holder = |s: &Secret, h: usize| {
+            ApiError::invalid_parameter(format!(
+                "The parameter RemoveFromVersionId can't be empty. Staging label {stage} is currently attached to version {}, so you must explicitly reference that version in RemoveFromVersionId.",
+                s.versions[h].id
+            ))
+        };
+        // AWSCURRENT always needs RemoveFromVersionId once a version holds it (verified on AWS
+        // for a move to another version; moto also refuses a move onto the holder itself, and
+        // a call with neither id, which is the conservative reading).
+        if stage == AWSCURRENT
+            && from.is_none()
+            && let Some(h) = holder
+        {
+            return Err(must_name_holder(s, h));
+        }
+        let to = input.move_to_version_id.as_ref().map(|id| index(s, id)).transpose()?;
         match (to, from) {
             (Some(t), _) => {
                 if let Some(h) = holder
                     && h != t
                     && from != Some(h)
                 {
-                    // Verified on AWS for AWSCURRENT; for other labels the text is UNCONFIRMED
-                    // and we give the same answer (conservative: the move is refused).
-                    return Err(ApiError::invalid_parameter(format!(
-                        "The parameter RemoveFromVersionId can't be empty. Staging label {stage} is currently attached to version {}, so you must explicitly reference that version in RemoveFromVersionId.",
-                        s.versions[h].id
-                    )));
+                    // For labels other than AWSCURRENT the answer is UNCONFIRMED; we refuse the
+                    // same way (conservative; moto moves without a check, spec 6 item 16).
+                    return Err(must_name_holder(s, h));
                 }
                 check_label_quota(s, std::slice::from_ref(&stage), &config)?;
                 // The target may be the valueless placeholder. Whether AWS refuses to move
@@ -717,8 +732,13 @@ impl Model {
         let now = self.clock.now();
         let key = self.key_of(required(&input.secret_id, "SecretId")?);
         let Some(key) = key else {
-            // moto answers a forced delete of an unknown secret with success; AWS's answer is
-            // UNCONFIRMED. We refuse: the secret does not exist.
+            if force {
+                // A forced delete of an unknown secret succeeds, as in moto, which special-cases
+                // it (AWS's answer is UNCONFIRMED): deleting is idempotent.
+                let name = required(&input.secret_id, "SecretId")?.to_string();
+                let arn = if name.starts_with("arn:") { name.clone() } else { self.new_arn(&name) };
+                return Ok(DeleteSecretOutput { arn, name, deletion_date: now });
+            }
             return Err(ApiError::secret_not_found());
         };
         let s = self.secrets.get_mut(&key).expect("key_of found it");

@@ -133,7 +133,8 @@ output!(
         next_rotation_date: Option<Timestamp>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         tags: Vec<Tag>,
-        /// Only versions that carry at least one label.
+        /// Only versions that carry at least one label; left out when there are none.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
         version_ids_to_stages: BTreeMap<String, Vec<String>>,
         created_date: Timestamp,
     }
