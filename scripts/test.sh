@@ -5,6 +5,11 @@
 #   ./scripts/test.sh [extra cargo test arguments]
 #
 # What it sets up (each step is skipped when already done):
+#   - Debian packages: PostgreSQL 15 and MariaDB servers (the `local` database provider),
+#     debootstrap (the image builder); installed with apt-get when missing (needs root);
+#   - a Docker engine must answer: the docker tests run for real and fail without it;
+#   - the database images rotcheck/postgres:15 and rotcheck/mariadb:10.11, built offline by
+#     scripts/images/build.sh (cached in $ROTCHECK_IMAGE_CACHE);
 #   - a Python venv with tests/python/requirements.txt (boto3, moto server), in
 #     $ROTCHECK_TEST_VENV (default: <target dir>/test-venv)
 set -Eeuo pipefail
@@ -16,6 +21,24 @@ die() { printf 'test.sh: error: %s\n' "$*" >&2; exit 2; }
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 venv="${ROTCHECK_TEST_VENV:-$target_dir/test-venv}"
 requirements=tests/python/requirements.txt
+
+say "System packages"
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+if [ "${#need[@]}" -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || die "missing Debian packages: ${need[*]}; install them (sudo apt-get install ${need[*]}) and rerun"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q "${need[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${need[@]}" >/dev/null; } \
+		|| die "apt-get install ${need[*]} failed"
+fi
+echo "PostgreSQL: $(ls -d /usr/lib/postgresql/*/bin | tail -1); $(/usr/sbin/mariadbd --version 2>/dev/null || echo "MariaDB: mariadbd not found")"
+
+say "Docker and the database images"
+command -v docker >/dev/null 2>&1 || die "the docker CLI is missing; the database tests need a Docker engine (apt-get install docker.io)"
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed); start it: the docker tests do not skip"
+scripts/images/build.sh
 
 say "Python venv ($venv)"
 command -v python3 >/dev/null || die "python3 is missing; install Python 3.11 (apt-get install python3 python3-venv)"
