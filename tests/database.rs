@@ -82,11 +82,22 @@ async fn exercise(server: &Server, tag: &str) {
     // It holds SELECT on the table itself (not on its sequence, which it lacks too).
     assert!(!missing.iter().any(|(o, p)| p == "SELECT" && o.starts_with("table ") && !o.ends_with("_seq")), "{missing:?}");
 
+    // The master account of alternating users can make the clone itself, and nothing more.
+    let master_name = server.flavor.tagged_name("master", &format!("{tag}m"));
+    server.create_master(&master_name, "master-password-1", &name).await.unwrap();
+    let master = creds(&master_name, "master-password-1");
+    assert!(server.login(&server.endpoint, &master).await.ok());
+    let made_by_master = server.flavor.tagged_name("bymaster", &format!("{tag}b"));
+    let as_master = server.acting_as(master.clone());
+    as_master.create_member(&name, &made_by_master, "by-master-pw-1").await.expect("the master creates the clone");
+    assert_eq!(server.privileges(&made_by_master).await.unwrap(), user_privs);
+    assert!(!server.privileges(&master_name).await.unwrap().0.contains(&("role attributes".to_string(), "SUPERUSER".to_string())));
+
     // Setting a password as admin, then dropping everything.
     server.set_password(&name, "rotated:password'2").await.unwrap();
     assert_eq!(server.login(&server.endpoint, &me).await, LoginOutcome::AuthenticationFailed);
     assert!(server.login(&server.endpoint, &creds(&name, "rotated:password'2")).await.ok());
-    for n in [&name, &other_name, &clone_name, &partial_name] {
+    for n in [&name, &other_name, &clone_name, &partial_name, &master_name, &made_by_master] {
         server.drop_role(n).await.unwrap();
     }
     server.drop_table(&role.table).await.unwrap();
@@ -262,4 +273,68 @@ fn rotcheck_dirs() -> Vec<std::path::PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("rotcheck-{}-", std::process::id())))
         .collect()
+}
+
+/// Starts a child run (a local server, a container, a proxy), kills it with `signal`, and
+/// checks what is left: its local server stops by itself (parent-death signal), and after the
+/// next run's sweep no temp dir and no container of it remain. Returns whether the container
+/// was already gone before the sweep.
+fn kill_a_run_and_sweep(signal: &str) -> bool {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "interrupted_run_child", "--nocapture", "--include-ignored"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = loop {
+        let line = lines.next().expect("the child reports READY").unwrap();
+        if let Some(rest) = line.strip_prefix("READY ") {
+            break rest.to_string();
+        }
+    };
+    let ports: Vec<u16> = ready.split_whitespace().map(|p| p.parse().unwrap()).collect();
+    let (local_port, docker_port, proxy_port) = (ports[0], ports[1], ports[2]);
+    assert!(!port_is_closed(local_port) && !port_is_closed(docker_port) && !port_is_closed(proxy_port));
+    let pid = child.id();
+    assert!(std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !port_is_closed(local_port) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(port_is_closed(local_port), "{signal}: the local server outlived its rotcheck process");
+    assert!(port_is_closed(proxy_port));
+    let container_gone_before_sweep = port_is_closed(docker_port);
+    let left = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().starts_with(&format!("rotcheck-{pid}-"));
+    let dirs = || std::fs::read_dir(std::env::temp_dir()).unwrap().flatten().filter(|e| left(&e.path())).count();
+    rotcheck_harness::database::local::sweep_stale_dirs();
+    assert_eq!(dirs(), 0, "{signal}: a dead run's temp dirs are swept");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(rotcheck_harness::database::docker::sweep_stale_containers());
+    assert!(port_is_closed(docker_port), "{signal}: the container is gone");
+    container_gone_before_sweep
+}
+
+/// Ctrl-C (SIGINT): testcontainers' watchdog removes the container before the process ends.
+/// SIGKILL: nothing runs in the dying process; the next run's sweep removes what it left
+/// (another test's docker start may sweep it first, which is the same mechanism). One test,
+/// so that the two runs do not sweep each other's leftovers.
+#[test]
+fn interrupted_and_killed_runs_leave_nothing_behind() {
+    assert!(kill_a_run_and_sweep("-INT"), "on SIGINT the container is removed before the process exits");
+    kill_a_run_and_sweep("-KILL");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "run by interrupted_and_killed_runs_leave_nothing_behind, which kills it"]
+async fn interrupted_run_child() {
+    let local = LocalProvider::default().start(Engine::Postgres).await.unwrap();
+    let docker = DockerProvider::default().start(Engine::Mysql).await.unwrap();
+    let upstream = format!("127.0.0.1:{}", local.endpoint.port).parse().unwrap();
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    println!("READY {} {} {}", local.endpoint.port, docker.endpoint.port, proxy.addr().port());
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    drop((local, docker, proxy));
 }

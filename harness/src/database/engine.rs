@@ -308,6 +308,39 @@ impl Server {
         Ok(())
     }
 
+    /// Creates the master account an alternating-users function logs in with to create and
+    /// re-password the clone (the `masterarn` secret of spec 2.2): on PostgreSQL a login role
+    /// with CREATEROLE that holds `user` WITH ADMIN OPTION (so it may grant it, also on 16+);
+    /// on MySQL a user that may create users and pass on its grants in the probe database.
+    /// Never the server's own admin account, so the function's reach stays bounded.
+    pub async fn create_master(&self, name: &str, password: &str, user: &str) -> Result<(), DbError> {
+        let mut c = self.admin_conn().await?;
+        let ctx = format!("create master {name:?}");
+        let who = self.grantee(&mut c, name).await.map_err(|e| DbError::sql(&ctx, e))?;
+        let pw = c.literal(password).await.map_err(|e| DbError::sql(&ctx, e))?;
+        let stmts = match self.engine {
+            Engine::Postgres => {
+                let u = c.ident(user).await.map_err(|e| DbError::sql(&ctx, e))?;
+                vec![
+                    format!("CREATE ROLE {who} WITH LOGIN CREATEROLE PASSWORD {pw}"),
+                    format!("GRANT {u} TO {who} WITH ADMIN OPTION"),
+                ]
+            }
+            Engine::Mysql => vec![
+                format!("CREATE USER {who} IDENTIFIED BY {pw}"),
+                format!("GRANT CREATE USER ON *.* TO {who}"),
+                // SHOW GRANTS FOR another user reads the mysql schema.
+                format!("GRANT SELECT ON `mysql`.* TO {who}"),
+                format!("GRANT ALL PRIVILEGES ON `{}`.* TO {who} WITH GRANT OPTION", self.database.replace('`', "``")),
+            ],
+        };
+        for s in stmts {
+            c.execute(&s).await.map_err(|e| DbError::sql(&ctx, sanitize(&e, password)))?;
+        }
+        c.close().await;
+        Ok(())
+    }
+
     /// Runs one admin statement (for tests and for setting up grants a scenario needs).
     pub async fn admin_execute(&self, sql: &str) -> Result<(), DbError> {
         let mut c = self.admin_conn().await?;

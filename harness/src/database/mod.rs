@@ -139,6 +139,23 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
+    /// A handle on the same server that administers with `creds` instead of the admin account
+    /// (e.g. to act as a function's master user). It does not own the server: dropping it
+    /// stops nothing.
+    pub fn acting_as(&self, creds: Credentials) -> Server {
+        Server {
+            engine: self.engine,
+            flavor: self.flavor,
+            endpoint: self.endpoint.clone(),
+            admin: creds,
+            database: self.database.clone(),
+            provider: self.provider,
+            startup: Duration::ZERO,
+            next_object: AtomicU64::new(self.next_object.load(Ordering::Relaxed) + 1_000_000),
+            _guard: Box::new(()),
+        }
+    }
+
     /// A process-unique number for naming probe tables.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_object.fetch_add(1, Ordering::Relaxed)
