@@ -2,10 +2,12 @@
 //!
 //! * [`model`]: the reference state machine of Secrets Manager secrets and staging labels;
 //! * [`emulator`]: Secrets Manager over HTTP, backed by the model;
+//! * [`function`]: running any rotation function (hosted Lambda Runtime API, HTTP, command);
 //! * [`database`]: real database servers (docker, local, url), roles, probes, a fault proxy;
 //! * [`redact`]: the one place secret values become aliases before they leave the process.
 
 pub mod database;
 pub mod emulator;
+pub mod function;
 pub mod model;
 pub mod redact;

@@ -144,6 +144,21 @@ impl Redactor {
         replace(inner.automaton.as_ref().expect("just built"), &inner.entries, text)
     }
 
+    /// The aliases of the registered values that occur in `text` (in any of their forms).
+    pub fn aliases_in(&self, text: &str) -> std::collections::BTreeSet<String> {
+        let mut found = std::collections::BTreeSet::new();
+        if self.redact(text) == text {
+            return found;
+        }
+        let inner = self.inner.read().expect("redactor lock");
+        if let Some(ac) = &inner.automaton {
+            for m in ac.find_iter(text) {
+                found.insert(inner.entries[m.pattern().as_usize()].1.clone());
+            }
+        }
+        found
+    }
+
     /// A JSON value with every string (keys included) redacted.
     pub fn redact_json(&self, v: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
@@ -261,6 +276,15 @@ mod tests {
         r.register_value("s", 2, &SecretValue::Binary(b"binary-secret".to_vec()));
         assert_eq!(r.redact("x binary-secret"), "x <secret binary of s:v2>");
         assert_eq!(r.redact("YmluYXJ5LXNlY3JldA=="), "<secret binary of s:v2>");
+    }
+
+    #[test]
+    fn aliases_in_names_what_leaked() {
+        let r = Redactor::new();
+        r.register_value("s", 2, &SecretValue::String(r#"{"password":"hunter2-long"}"#.into()));
+        assert!(r.aliases_in("nothing here").is_empty());
+        let found = r.aliases_in("pw=hunter2-long and again hunter2-long");
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), vec!["<password of s:v2>".to_string()]);
     }
 
     #[test]

@@ -1,0 +1,450 @@
+//! `runtime-api`: rotcheck hosts the AWS Lambda Runtime API (2018-06-01) and starts the
+//! function's own runtime client against it, like Lambda does. Processes stay warm between
+//! invocations; each slot of a [`RuntimeApiFunction`] is one warm process with its own
+//! Runtime API listener, access key, process group and output, so a case can deliver the same
+//! step twice, concurrently.
+//!
+//! What a runtime client needs from the host (checked with awslambdaric 4.2.2 and
+//! lambda_runtime 1.5; see `notes/lambda-runtime.md`): `GET /runtime/invocation/next` is a long
+//! poll answered with the event, `Content-Type: application/json` (without it awslambdaric
+//! hangs silently), `Lambda-Runtime-Aws-Request-Id`, `Lambda-Runtime-Deadline-Ms` and
+//! `Lambda-Runtime-Invoked-Function-Arn`; results come back on `.../{id}/response` or
+//! `.../{id}/error`; start-up failures on `/runtime/init/error`.
+
+use super::logs::LogSink;
+use super::process::{FunctionProcess, LaunchSpec, ProcessGroup};
+use super::{AwsEnvironment, BoxFuture, Event, Invocation, InvokeOptions, Invoker, Outcome};
+use crate::redact::Redactor;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+
+/// Lambda's limit on a synchronous response payload.
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+/// The default timeout of a rotation function (the rotation templates' default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A function run through a hosted Runtime API.
+pub struct RuntimeApiFunction {
+    launch: LaunchSpec,
+    config: FunctionConfig,
+    redactor: Arc<Redactor>,
+    slots: Vec<tokio::sync::Mutex<Slot>>,
+}
+
+/// How the function presents itself.
+#[derive(Clone, Debug)]
+pub struct FunctionConfig {
+    /// AWS_LAMBDA_FUNCTION_NAME.
+    pub name: String,
+    /// _HANDLER (informational for non-Python runtimes).
+    pub handler: String,
+    /// AWS_LAMBDA_FUNCTION_MEMORY_SIZE.
+    pub memory_mb: u32,
+    /// The Lambda timeout.
+    pub timeout: Duration,
+    /// The function's own environment (EXCLUDE_CHARACTERS, ...).
+    pub env: Vec<(String, String)>,
+    /// The emulator and the credentials of each slot (one access key per slot).
+    pub aws: AwsEnvironment,
+    /// Access key ids, one per slot (the first one is `aws.access_key_id`).
+    pub slot_keys: Vec<String>,
+}
+
+struct Slot {
+    key: String,
+    api: RuntimeApi,
+    sink: Arc<LogSink>,
+    process: Option<FunctionProcess>,
+}
+
+impl RuntimeApiFunction {
+    /// A function with one warm-process slot per entry of `config.slot_keys`, each with its
+    /// own Runtime API listener on 127.0.0.1. No process starts until the first invocation.
+    pub async fn new(launch: LaunchSpec, config: FunctionConfig, redactor: Arc<Redactor>) -> std::io::Result<RuntimeApiFunction> {
+        let mut slots = Vec::new();
+        let keys = if config.slot_keys.is_empty() { vec![config.aws.access_key_id.clone()] } else { config.slot_keys.clone() };
+        for key in keys {
+            let api = RuntimeApi::start(format!("arn:aws:lambda:{}:123456789012:function:{}", config.aws.region, config.name)).await?;
+            slots.push(tokio::sync::Mutex::new(Slot { key, api, sink: LogSink::new(redactor.clone()), process: None }));
+        }
+        Ok(RuntimeApiFunction { launch, config, redactor, slots })
+    }
+
+    /// How many warm-process slots the function has.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The access key of a slot (the emulator's caller id for that process).
+    pub async fn access_key(&self, slot: usize) -> String {
+        self.slots[slot].lock().await.key.clone()
+    }
+
+    /// The process group of a slot's warm process, if one is running.
+    pub async fn process_group(&self, slot: usize) -> Option<ProcessGroup> {
+        let mut s = self.slots[slot].lock().await;
+        let p = s.process.as_mut()?;
+        p.is_running().then(|| p.group())
+    }
+
+    /// Invokes the function in a given slot (for duplicate deliveries: one slot each).
+    pub async fn invoke_in(&self, slot: usize, event: &Event, options: InvokeOptions) -> Invocation {
+        let mut s = self.slots[slot].lock().await;
+        self.run(&mut s, event, options).await
+    }
+
+    fn env_for(&self, slot: &Slot) -> Vec<(String, String)> {
+        let c = &self.config;
+        let mut aws = c.aws.clone();
+        aws.access_key_id = slot.key.clone();
+        let mut env: Vec<(String, String)> = vec![
+            ("AWS_LAMBDA_RUNTIME_API".into(), slot.api.addr.to_string()),
+            ("_HANDLER".into(), c.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), self.launch.cwd.display().to_string()),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), c.memory_mb.to_string()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
+            ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", c.name)),
+            ("AWS_LAMBDA_LOG_STREAM_NAME".into(), "rotcheck".into()),
+            ("AWS_EXECUTION_ENV".into(), "rotcheck".into()),
+        ];
+        env.extend(aws.vars());
+        env.extend(self.launch.env.iter().cloned());
+        env.extend(c.env.iter().cloned());
+        env
+    }
+
+    async fn run(&self, slot: &mut Slot, event: &Event, options: InvokeOptions) -> Invocation {
+        let started = Instant::now();
+        let timeout = options.timeout.unwrap_or(self.config.timeout);
+        let mut cold = false;
+        if !slot.process.as_mut().is_some_and(|p| p.is_running()) {
+            cold = true;
+            slot.process = None;
+            slot.api.reset();
+            let _ = slot.sink.take();
+            let mut launch = self.launch.clone();
+            launch.env = self.env_for(slot);
+            match FunctionProcess::spawn(&launch, slot.sink.clone()) {
+                Ok(p) => slot.process = Some(p),
+                Err(e) => {
+                    return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launch.program.display()) });
+                }
+            }
+        }
+        let process = slot.process.as_mut().expect("just ensured");
+        let group = process.group();
+        let kill = options.kill.clone().unwrap_or_default();
+        kill.on_fire(move || group.kill());
+        let body = serde_json::to_vec(event).expect("events serialize");
+        let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64 + timeout.as_millis() as u64;
+        let result = slot.api.submit(body, deadline_ms);
+        let outcome = tokio::select! {
+            r = result => match r {
+                Ok(RuntimeResult::Response(bytes)) => Outcome::Success { payload: payload_of(&bytes) },
+                Ok(RuntimeResult::Error { error_type, message }) => Outcome::FunctionError { error_type, message },
+                Err(_) => Outcome::Crashed { detail: "the Runtime API dropped the invocation".into() },
+            },
+            status = process.wait() => {
+                let init = slot.api.init_error();
+                let status = status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
+                match init {
+                    Some((t, m)) => Outcome::Crashed { detail: format!("init error {t}: {m} (process exited: {status})") },
+                    None => Outcome::Crashed { detail: format!("the process exited without answering ({status})") },
+                }
+            }
+            _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
+            reason = kill.wait() => Outcome::Killed { reason },
+        };
+        // A crash point that fired while a result was racing in wins: the process is dead.
+        let outcome = match kill.fired() {
+            Some(reason) => Outcome::Killed { reason },
+            None => outcome,
+        };
+        if matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. } | Outcome::Crashed { .. }) {
+            if let Some(mut p) = slot.process.take() {
+                p.kill().await;
+            }
+            slot.api.reset();
+        }
+        let outcome = if options.drop_result && !matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. } | Outcome::Crashed { .. }) {
+            Outcome::ResultDropped { answered: Box::new(outcome) }
+        } else {
+            outcome
+        };
+        slot.sink.settle().await;
+        self.finish(slot, started, cold, outcome)
+    }
+
+    fn finish(&self, slot: &mut Slot, started: Instant, cold: bool, outcome: Outcome) -> Invocation {
+        let captured = slot.sink.take();
+        let outcome = redact_outcome(&self.redactor, outcome);
+        Invocation { outcome, logs: captured.text, leaked: captured.leaked, duration: started.elapsed(), cold }
+    }
+}
+
+/// Error messages pass through the redactor like logs do.
+fn redact_outcome(r: &Redactor, o: Outcome) -> Outcome {
+    match o {
+        Outcome::FunctionError { error_type, message } => Outcome::FunctionError { error_type, message: r.redact(&message) },
+        Outcome::Success { payload } => Outcome::Success { payload: r.redact_json(&payload) },
+        Outcome::ResultDropped { answered } => Outcome::ResultDropped { answered: Box::new(redact_outcome(r, *answered)) },
+        Outcome::Crashed { detail } => Outcome::Crashed { detail: r.redact(&detail) },
+        other => other,
+    }
+}
+
+/// A response payload: JSON when it parses, else the text (Secrets Manager ignores payloads;
+/// a function may answer anything).
+fn payload_of(bytes: &[u8]) -> serde_json::Value {
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+impl Invoker for RuntimeApiFunction {
+    fn kind(&self) -> &'static str {
+        "runtime-api"
+    }
+
+    /// Uses the first slot that is free, else waits for the first one.
+    fn invoke<'a>(&'a self, event: &'a Event, options: InvokeOptions) -> BoxFuture<'a, Invocation> {
+        Box::pin(async move {
+            for s in &self.slots {
+                if let Ok(mut slot) = s.try_lock() {
+                    return self.run(&mut slot, event, options).await;
+                }
+            }
+            let mut slot = self.slots[0].lock().await;
+            self.run(&mut slot, event, options).await
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for s in &self.slots {
+                let mut slot = s.lock().await;
+                if let Some(mut p) = slot.process.take() {
+                    p.kill().await;
+                }
+                slot.api.reset();
+            }
+        })
+    }
+}
+
+// ----- the Runtime API server ------------------------------------------------------------
+
+/// What the runtime client answered.
+#[derive(Debug)]
+enum RuntimeResult {
+    Response(Bytes),
+    Error { error_type: String, message: String },
+}
+
+struct Pending {
+    id: String,
+    body: Vec<u8>,
+    deadline_ms: u64,
+    result: oneshot::Sender<RuntimeResult>,
+}
+
+#[derive(Default)]
+struct ApiInner {
+    queued: Option<Pending>,
+    in_flight: HashMap<String, oneshot::Sender<RuntimeResult>>,
+    init_error: Option<(String, String)>,
+}
+
+struct ApiState {
+    inner: Mutex<ApiInner>,
+    ready: Notify,
+    function_arn: String,
+}
+
+/// One Runtime API listener.
+struct RuntimeApi {
+    addr: SocketAddr,
+    state: Arc<ApiState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RuntimeApi {
+    async fn start(function_arn: String) -> std::io::Result<RuntimeApi> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(ApiState { inner: Mutex::new(ApiInner::default()), ready: Notify::new(), function_arn });
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        Ok(RuntimeApi { addr, state, task })
+    }
+
+    /// Queues an invocation; the receiver yields the runtime's answer.
+    fn submit(&self, body: Vec<u8>, deadline_ms: u64) -> oneshot::Receiver<RuntimeResult> {
+        let (tx, rx) = oneshot::channel();
+        let id = uuid::Uuid::new_v4().to_string();
+        self.state.inner.lock().expect("api lock").queued = Some(Pending { id, body, deadline_ms, result: tx });
+        self.state.ready.notify_waiters();
+        self.state.ready.notify_one();
+        rx
+    }
+
+    /// Forgets queued and in-flight invocations (after a kill) and a past init error.
+    fn reset(&self) {
+        let mut i = self.state.inner.lock().expect("api lock");
+        i.queued = None;
+        i.in_flight.clear();
+        i.init_error = None;
+    }
+
+    fn init_error(&self) -> Option<(String, String)> {
+        self.state.inner.lock().expect("api lock").init_error.clone()
+    }
+}
+
+async fn handle(state: Arc<ApiState>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
+        return Ok(error(StatusCode::NOT_FOUND, "UnknownPath", "rotcheck hosts /2018-06-01/runtime/ only"));
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match (method, parts.as_slice()) {
+        (Method::GET, ["invocation", "next"]) => Ok(next(state).await),
+        (Method::POST, ["invocation", id, "response"]) => {
+            let body = match Limited::new(req.into_body(), MAX_RESPONSE_BYTES).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    deliver(&state, id, RuntimeResult::Error {
+                        error_type: "Function.ResponseSizeTooLarge".into(),
+                        message: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+                    });
+                    return Ok(error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "response too large"));
+                }
+            };
+            Ok(accepted_or_unknown(deliver(&state, id, RuntimeResult::Response(body))))
+        }
+        (Method::POST, ["invocation", id, "error"]) => {
+            let header_type = req
+                .headers()
+                .get("Lambda-Runtime-Function-Error-Type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(req.into_body(), MAX_RESPONSE_BYTES).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let (t, m) = error_fields(&body, header_type);
+            Ok(accepted_or_unknown(deliver(&state, id, RuntimeResult::Error { error_type: t, message: m })))
+        }
+        (Method::POST, ["init", "error"]) => {
+            let header_type = req
+                .headers()
+                .get("Lambda-Runtime-Function-Error-Type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(req.into_body(), MAX_RESPONSE_BYTES).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            state.inner.lock().expect("api lock").init_error = Some(error_fields(&body, header_type));
+            Ok(json(StatusCode::ACCEPTED, br#"{"status":"OK"}"#.to_vec()))
+        }
+        _ => Ok(error(StatusCode::NOT_FOUND, "UnknownPath", "not a Runtime API path")),
+    }
+}
+
+/// The long poll: answers when an invocation is queued, with no timeout of its own.
+async fn next(state: Arc<ApiState>) -> Response<Full<Bytes>> {
+    loop {
+        let notified = state.ready.notified();
+        let pending = state.inner.lock().expect("api lock").queued.take();
+        if let Some(p) = pending {
+            state.inner.lock().expect("api lock").in_flight.insert(p.id.clone(), p.result);
+            return Response::builder()
+                .status(StatusCode::OK)
+                .header("Content-Type", "application/json")
+                .header("Lambda-Runtime-Aws-Request-Id", &p.id)
+                .header("Lambda-Runtime-Deadline-Ms", p.deadline_ms.to_string())
+                .header("Lambda-Runtime-Invoked-Function-Arn", &state.function_arn)
+                .header("Lambda-Runtime-Trace-Id", format!("Root=1-{}", &p.id[..8]))
+                .body(Full::new(Bytes::from(p.body)))
+                .expect("static headers are valid");
+        }
+        notified.await;
+    }
+}
+
+fn deliver(state: &ApiState, id: &str, result: RuntimeResult) -> bool {
+    let tx = state.inner.lock().expect("api lock").in_flight.remove(id);
+    match tx {
+        Some(tx) => {
+            let _ = tx.send(result);
+            true
+        }
+        None => false,
+    }
+}
+
+/// `{"errorType", "errorMessage"}` (also with the type in the header), tolerating anything.
+fn error_fields(body: &[u8], header_type: Option<String>) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let t = v
+        .get("errorType")
+        .and_then(|x| x.as_str())
+        .map(str::to_string)
+        .or(header_type)
+        .unwrap_or_else(|| "Unhandled".into());
+    let m = v
+        .get("errorMessage")
+        .and_then(|x| x.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(4096).collect());
+    (t, m)
+}
+
+fn accepted_or_unknown(known: bool) -> Response<Full<Bytes>> {
+    if known {
+        json(StatusCode::ACCEPTED, br#"{"status":"OK"}"#.to_vec())
+    } else {
+        error(StatusCode::BAD_REQUEST, "InvalidRequestID", "unknown or already answered request id")
+    }
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Full<Bytes>> {
+    json(status, serde_json::to_vec(&serde_json::json!({"errorType": kind, "errorMessage": message})).expect("JSON"))
+}
