@@ -1,5 +1,5 @@
 //! Starts a throwaway database server with rotcheck's `local` provider and prints its admin
-//! URL; stops it (and removes its files) on Ctrl-C. Handy when developing a rotation function.
+//! URL; stops it (and removes its files) on Ctrl-C or SIGTERM. Handy when developing a rotation function.
 //!
 //!     cargo run --example local_db -- postgres
 //!     cargo run --example local_db -- mysql
@@ -32,6 +32,11 @@ async fn main() {
         "{scheme}://{}:{}@{}:{}/{}",
         server.admin.user, server.admin.password, server.endpoint.host, server.endpoint.port, server.database
     );
-    let _ = tokio::signal::ctrl_c().await;
+    // Ctrl-C or SIGTERM: stop the server and remove its files.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     drop(server);
 }

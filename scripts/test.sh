@@ -10,8 +10,12 @@
 #   - a Docker engine must answer: the docker tests run for real and fail without it;
 #   - the database images rotcheck/postgres:15 and rotcheck/mariadb:10.11, built offline by
 #     scripts/images/build.sh (cached in $ROTCHECK_IMAGE_CACHE);
+#   - the Lambda container image of the Python PostgreSQL fixture (scripts/images/function-image.sh);
 #   - a Python venv with tests/python/requirements.txt (boto3, moto server), in
-#     $ROTCHECK_TEST_VENV (default: <target dir>/test-venv)
+#     $ROTCHECK_TEST_VENV (default: <target dir>/test-venv); the fixtures' venvs go to
+#     $ROTCHECK_CACHE_DIR (default: <target dir>/rotcheck-cache)
+# Then it builds the workspace, runs every test, and drives the Python fixtures through full
+# rotations against real servers (fixtures/python/tests/run.sh).
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,6 +43,7 @@ say "Docker and the database images"
 command -v docker >/dev/null 2>&1 || die "the docker CLI is missing; the database tests need a Docker engine (apt-get install docker.io)"
 docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed); start it: the docker tests do not skip"
 scripts/images/build.sh
+scripts/images/function-image.sh fixtures/python/postgres-single-user rotcheck/fixture-python-postgres-single-user:test
 
 say "Python venv ($venv)"
 command -v python3 >/dev/null || die "python3 is missing; install Python 3.11 (apt-get install python3 python3-venv)"
@@ -52,6 +57,16 @@ fi
 "$venv/bin/python" -c 'import boto3, moto; print("boto3", boto3.__version__, "moto", moto.__version__)'
 export ROTCHECK_TEST_PYTHON="$venv/bin/python"
 
-say "cargo test"
+export ROTCHECK_CACHE_DIR="${ROTCHECK_CACHE_DIR:-$target_dir/rotcheck-cache}"
+
+say "cargo build (all targets: the tests run the fixture binaries)"
 cargo --version
+cargo build --workspace --all-targets --locked
+
+say "cargo test"
 cargo test --workspace --locked "$@"
+
+if [ "$#" -eq 0 ]; then
+	say "fixture drives (every Python fixture through full rotations, real servers)"
+	VENVS="$ROTCHECK_CACHE_DIR/fixture-venvs" fixtures/python/tests/run.sh
+fi

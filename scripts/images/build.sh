@@ -1,23 +1,31 @@
 #!/bin/bash
-# Build rotcheck's database images without any container registry.
+# Build rotcheck's images without any container registry.
 #
 #   rotcheck/postgres:15   Debian bookworm minbase + postgresql-15 + postgres-entrypoint.sh
 #   rotcheck/mariadb:10.11 Debian bookworm minbase + mariadb-server + mariadb-entrypoint.sh
+#   rotcheck/python-lambda:3.11
+#                          Debian bookworm minbase + python3 (3.11) + a venv /var/lang with
+#                          python-lambda-requirements.txt (awslambdaric) +
+#                          python-lambda-entrypoint.sh as /lambda-entrypoint.sh: a Lambda
+#                          base image (see function-image.sh for images of functions)
 #
 # Each image is a debootstrap rootfs (from the Debian mirror in this machine's apt
-# configuration) imported with `docker import`. Nothing is pulled.
+# configuration) imported with `docker import`. Nothing is pulled. Python wheels are
+# downloaded on the host (pip-download.sh) and installed in a chroot without network.
 #
-# Usage: scripts/images/build.sh [--force] [--only postgres|mariadb]
+# Usage: scripts/images/build.sh [--force] [--only postgres|mariadb|python-lambda]
 #   --force        rebuild from debootstrap even if the image or cached rootfs is current
 #   --only NAME    build just one image
 # Environment:
 #   ROTCHECK_IMAGE_CACHE   rootfs tarball cache (default /var/cache/rotcheck/images);
 #                          optional, the build works without it
 #   ROTCHECK_DEBIAN_MIRROR override the mirror read from the apt configuration
+#   ROTCHECK_PYTHON        host Python with pip that downloads wheels (default python3)
 #
 # An image is skipped when `docker image inspect` finds its tag carrying the label
-# org.rotcheck.recipe=<sha256 of this script + the image's entrypoint>. If only the
-# cached tarball for that hash exists, it is re-imported (no debootstrap).
+# org.rotcheck.recipe=<sha256 of this script + the image's entrypoint (+ for
+# python-lambda: its requirements and pip-download.sh)>. If only the cached tarball
+# for that hash exists, it is re-imported (no debootstrap).
 # Needs root (debootstrap, chroot) only when a rootfs has to be built.
 set -Eeuo pipefail
 
@@ -28,14 +36,14 @@ CACHE_DIR="${ROTCHECK_IMAGE_CACHE:-/var/cache/rotcheck/images}"
 ORIG_ARGS=("$@")
 FORCE=0
 ONLY=
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 say() { printf '[%s] %s\n' "${CUR:-build}" "$*"; }
 
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	--force) FORCE=1 ;;
-	--only) [ "$#" -ge 2 ] || die "--only needs an argument (postgres|mariadb)"; ONLY="$2"; shift ;;
+	--only) [ "$#" -ge 2 ] || die "--only needs an argument (postgres|mariadb|python-lambda)"; ONLY="$2"; shift ;;
 	--only=*) ONLY="${1#--only=}" ;;
 	-h | --help) usage; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
@@ -43,9 +51,9 @@ while [ "$#" -gt 0 ]; do
 	shift
 done
 case "$ONLY" in
-'') IMAGES=(postgres mariadb) ;;
-postgres | mariadb) IMAGES=("$ONLY") ;;
-*) die "--only must be 'postgres' or 'mariadb', not '$ONLY'" ;;
+'') IMAGES=(postgres mariadb python-lambda) ;;
+postgres | mariadb | python-lambda) IMAGES=("$ONLY") ;;
+*) die "--only must be 'postgres', 'mariadb' or 'python-lambda', not '$ONLY'" ;;
 esac
 
 # ---- timing ---------------------------------------------------------------
@@ -56,8 +64,20 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 stage_end() { say "$1 took $(since "$STAGE_T0") s"; }
 
 # ---- per-image recipe -----------------------------------------------------
-image_tag() { case "$1" in postgres) echo rotcheck/postgres:15 ;; mariadb) echo rotcheck/mariadb:10.11 ;; esac; }
-image_pkgs() { case "$1" in postgres) echo postgresql-15 ;; mariadb) echo mariadb-server ;; esac; }
+image_tag() {
+	case "$1" in
+	postgres) echo rotcheck/postgres:15 ;;
+	mariadb) echo rotcheck/mariadb:10.11 ;;
+	python-lambda) echo rotcheck/python-lambda:3.11 ;;
+	esac
+}
+image_pkgs() {
+	case "$1" in
+	postgres) echo postgresql-15 ;;
+	mariadb) echo mariadb-server ;;
+	python-lambda) echo python3,python3-venv,ca-certificates ;;
+	esac
+}
 image_changes() { # docker import --change arguments (one per line)
 	case "$1" in
 	postgres)
@@ -77,12 +97,24 @@ image_changes() { # docker import --change arguments (one per line)
 			'CMD ["mariadbd"]' \
 			'EXPOSE 3306'
 		;;
+	python-lambda)
+		# like AWS's Lambda Python base images: code in /var/task, Python in /var/lang
+		printf '%s\n' \
+			'ENV PATH=/var/lang/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+			'ENV LANG=C.UTF-8' \
+			'ENV LAMBDA_TASK_ROOT=/var/task' \
+			'ENV PYTHONUNBUFFERED=1' \
+			'WORKDIR /var/task' \
+			'ENTRYPOINT ["/lambda-entrypoint.sh"]' \
+			'CMD ["lambda_function.lambda_handler"]'
+		;;
 	esac
 }
 recipe_hash() { # everything that determines the image content
 	{
 		printf 'image=%s suite=%s\n' "$1" "$SUITE"
 		cat "${BASH_SOURCE[0]}" "$SCRIPT_DIR/$1-entrypoint.sh"
+		[ "$1" != python-lambda ] || cat "$SCRIPT_DIR/python-lambda-requirements.txt" "$SCRIPT_DIR/pip-download.sh"
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -159,6 +191,14 @@ build_rootfs() { # build_rootfs NAME ROOTFS
 		cache_args=(--cache-dir="$(cd "$CACHE_DIR/debs" && pwd)")
 	fi
 
+	if [ "$name" = python-lambda ]; then
+		# the network part first (on the host), so that a missing pip fails early
+		stage_start "downloading wheels for python-lambda-requirements.txt on the host"
+		"$SCRIPT_DIR/pip-download.sh" "$WORK/wheels" -r "$SCRIPT_DIR/python-lambda-requirements.txt" ||
+			die "could not download the wheels of python-lambda-requirements.txt"
+		stage_end "downloading wheels"
+	fi
+
 	stage_start "debootstrap --variant=minbase $SUITE + $(image_pkgs "$name") from $mirror"
 	debootstrap --variant=minbase --include="$(image_pkgs "$name")" "${cache_args[@]}" \
 		"$SUITE" "$root" "$mirror" >"$dlog" 2>&1 || rc=$?
@@ -171,8 +211,12 @@ build_rootfs() { # build_rootfs NAME ROOTFS
 	stage_end "debootstrap"
 
 	stage_start "configuring and stripping rootfs"
-	install -m 0755 "$SCRIPT_DIR/$name-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
-	mkdir -p "$root/docker-entrypoint-initdb.d"
+	if [ "$name" = python-lambda ]; then
+		install -m 0755 "$SCRIPT_DIR/$name-entrypoint.sh" "$root/lambda-entrypoint.sh"
+	else
+		install -m 0755 "$SCRIPT_DIR/$name-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+		mkdir -p "$root/docker-entrypoint-initdb.d"
+	fi
 	case "$name" in
 	postgres)
 		# the cluster "main" created by postgresql-common's postinst; the entrypoint makes its own
@@ -189,6 +233,24 @@ build_rootfs() { # build_rootfs NAME ROOTFS
 		# datadir initialised by the package's postinst; the entrypoint makes its own
 		rm -rf "$root/var/lib/mysql" && mkdir -p "$root/var/lib/mysql"
 		chroot "$root" chown mysql:mysql /var/lib/mysql
+		;;
+	python-lambda)
+		# A venv of the system Python 3.11 at /var/lang (with pip, which function-image.sh
+		# uses), awslambdaric from the wheels downloaded above; no network in the chroot.
+		# env -i: the host's PIP_* settings name host paths.
+		local cenv=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8)
+		chroot "$root" "${cenv[@]}" /usr/bin/python3 -m venv /var/lang >"$WORK/venv.log" 2>&1 ||
+			{ tail -n 5 "$WORK/venv.log" >&2; die "python3 -m venv /var/lang failed in the rootfs"; }
+		mkdir -p "$root/tmp/wheels"
+		cp "$WORK"/wheels/*.whl "$root/tmp/wheels/"
+		cp "$SCRIPT_DIR/python-lambda-requirements.txt" "$root/tmp/wheels/requirements.txt"
+		chroot "$root" "${cenv[@]}" /var/lang/bin/pip install --no-index --find-links /tmp/wheels \
+			--no-cache-dir --disable-pip-version-check --root-user-action=ignore \
+			-r /tmp/wheels/requirements.txt >"$WORK/pip.log" 2>&1 ||
+			{ tail -n 5 "$WORK/pip.log" >&2; die "pip install of python-lambda-requirements.txt failed in the rootfs"; }
+		chroot "$root" "${cenv[@]}" /var/lang/bin/python -c 'import awslambdaric.__main__' ||
+			die "awslambdaric does not import in the rootfs"
+		mkdir -p "$root/var/task"
 		;;
 	esac
 	# keep later `apt-get install` inside a container from bringing docs back

@@ -47,19 +47,24 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
 /// What the service does once RotateSecret has created the placeholder: invoke the function.
-/// Under `serve` with no function to call, nothing happens and the placeholder stays, as after
-/// a failed invocation.
 pub trait RotationDriver: Send + Sync {
     /// Starts the rotation (asynchronously: the RotateSecret call has already been answered).
     fn start(&self, emulator: &Arc<Emulator>, ticket: RotationTicket);
 }
 
-/// The driver that invokes nothing.
+/// The driver of `serve`, which has no function to invoke. A rotation's placeholder stays, as
+/// after a failed invocation (the caller plays the function's part). A test-only rotation
+/// (`RotateImmediately=false`) ends at once: the service removes its temporary version
+/// whatever testSecret answered (spec 5 step 6), so it never blocks the next rotation.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IdleDriver;
 
 impl RotationDriver for IdleDriver {
-    fn start(&self, _: &Arc<Emulator>, _: RotationTicket) {}
+    fn start(&self, emulator: &Arc<Emulator>, ticket: RotationTicket) {
+        if !ticket.rotate_immediately {
+            let _ = emulator.model().lock().expect("model lock").end_test_rotation(&ticket.arn, &ticket.token);
+        }
+    }
 }
 
 /// The emulator: a model, a redactor, a call log, hooks, and a rotation driver.

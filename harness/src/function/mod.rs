@@ -16,6 +16,7 @@
 
 pub mod command;
 pub mod http;
+pub mod image;
 pub mod logs;
 pub mod process;
 pub mod python;

@@ -37,10 +37,98 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A function run through a hosted Runtime API.
 pub struct RuntimeApiFunction {
-    launch: LaunchSpec,
+    launcher: Box<dyn Launcher>,
     config: FunctionConfig,
     redactor: Arc<Redactor>,
     slots: Vec<tokio::sync::Mutex<Slot>>,
+}
+
+/// Starts instances of a function (a local process, a container) that poll a Runtime API.
+pub trait Launcher: Send + Sync {
+    /// What is launched, for messages.
+    fn describe(&self) -> String;
+    /// The address the Runtime API must listen on for the instance to reach it.
+    fn api_bind(&self) -> std::net::IpAddr {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    }
+    /// LAMBDA_TASK_ROOT as the instance sees it.
+    fn task_root(&self) -> String;
+    /// Extra environment of the instance (e.g. the Python settings).
+    fn base_env(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Starts an instance with `env`, its output going to `sink`.
+    fn launch<'a>(&'a self, env: Vec<(String, String)>, sink: Arc<LogSink>) -> BoxFuture<'a, std::io::Result<Box<dyn Instance>>>;
+}
+
+/// A running instance.
+pub trait Instance: Send {
+    /// A synchronous kill, callable from anywhere (a crash point inside an emulator hook).
+    fn killer(&self) -> Box<dyn FnOnce() + Send>;
+    /// Whether it is still running.
+    fn is_running(&mut self) -> bool;
+    /// Waits until it ends; describes how.
+    fn wait(&mut self) -> BoxFuture<'_, String>;
+    /// Kills it and waits until it is gone, with everything it started.
+    fn kill(&mut self) -> BoxFuture<'_, ()>;
+    /// Its process group, when it is a local process.
+    fn group(&self) -> Option<ProcessGroup> {
+        None
+    }
+}
+
+/// Launches a local process from a [`LaunchSpec`].
+pub struct ProcessLauncher(pub LaunchSpec);
+
+impl Launcher for ProcessLauncher {
+    fn describe(&self) -> String {
+        self.0.program.display().to_string()
+    }
+
+    fn task_root(&self) -> String {
+        self.0.cwd.display().to_string()
+    }
+
+    fn base_env(&self) -> Vec<(String, String)> {
+        self.0.env.clone()
+    }
+
+    fn launch<'a>(&'a self, env: Vec<(String, String)>, sink: Arc<LogSink>) -> BoxFuture<'a, std::io::Result<Box<dyn Instance>>> {
+        Box::pin(async move {
+            let mut spec = self.0.clone();
+            spec.env = env;
+            let p = FunctionProcess::spawn(&spec, sink)?;
+            Ok(Box::new(p) as Box<dyn Instance>)
+        })
+    }
+}
+
+impl Instance for FunctionProcess {
+    fn killer(&self) -> Box<dyn FnOnce() + Send> {
+        let g = self.group();
+        Box::new(move || g.kill())
+    }
+
+    fn is_running(&mut self) -> bool {
+        FunctionProcess::is_running(self)
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, String> {
+        Box::pin(async move {
+            match FunctionProcess::wait(self).await {
+                Some(s) => s.to_string(),
+                None => "unknown status".into(),
+            }
+        })
+    }
+
+    fn kill(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(FunctionProcess::kill(self))
+    }
+
+    fn group(&self) -> Option<ProcessGroup> {
+        Some(FunctionProcess::group(self))
+    }
 }
 
 /// How the function presents itself.
@@ -66,20 +154,27 @@ struct Slot {
     key: String,
     api: RuntimeApi,
     sink: Arc<LogSink>,
-    process: Option<FunctionProcess>,
+    process: Option<Box<dyn Instance>>,
 }
 
 impl RuntimeApiFunction {
-    /// A function with one warm-process slot per entry of `config.slot_keys`, each with its
-    /// own Runtime API listener on 127.0.0.1. No process starts until the first invocation.
+    /// A local process function with one warm-process slot per entry of `config.slot_keys`,
+    /// each with its own Runtime API listener on 127.0.0.1. No process starts until the first
+    /// invocation.
     pub async fn new(launch: LaunchSpec, config: FunctionConfig, redactor: Arc<Redactor>) -> std::io::Result<RuntimeApiFunction> {
+        RuntimeApiFunction::with_launcher(Box::new(ProcessLauncher(launch)), config, redactor).await
+    }
+
+    /// A function whose instances `launcher` starts (a process, a container).
+    pub async fn with_launcher(launcher: Box<dyn Launcher>, config: FunctionConfig, redactor: Arc<Redactor>) -> std::io::Result<RuntimeApiFunction> {
         let mut slots = Vec::new();
         let keys = if config.slot_keys.is_empty() { vec![config.aws.access_key_id.clone()] } else { config.slot_keys.clone() };
         for key in keys {
-            let api = RuntimeApi::start(format!("arn:aws:lambda:{}:123456789012:function:{}", config.aws.region, config.name)).await?;
+            let arn = format!("arn:aws:lambda:{}:123456789012:function:{}", config.aws.region, config.name);
+            let api = RuntimeApi::start(launcher.api_bind(), arn).await?;
             slots.push(tokio::sync::Mutex::new(Slot { key, api, sink: LogSink::new(redactor.clone()), process: None }));
         }
-        Ok(RuntimeApiFunction { launch, config, redactor, slots })
+        Ok(RuntimeApiFunction { launcher, config, redactor, slots })
     }
 
     /// How many warm-process slots the function has.
@@ -96,7 +191,7 @@ impl RuntimeApiFunction {
     pub async fn process_group(&self, slot: usize) -> Option<ProcessGroup> {
         let mut s = self.slots[slot].lock().await;
         let p = s.process.as_mut()?;
-        p.is_running().then(|| p.group())
+        if p.is_running() { p.group() } else { None }
     }
 
     /// Invokes the function in a given slot (for duplicate deliveries: one slot each).
@@ -112,7 +207,7 @@ impl RuntimeApiFunction {
         let mut env: Vec<(String, String)> = vec![
             ("AWS_LAMBDA_RUNTIME_API".into(), slot.api.addr.to_string()),
             ("_HANDLER".into(), c.handler.clone()),
-            ("LAMBDA_TASK_ROOT".into(), self.launch.cwd.display().to_string()),
+            ("LAMBDA_TASK_ROOT".into(), self.launcher.task_root()),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), c.memory_mb.to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
@@ -121,7 +216,7 @@ impl RuntimeApiFunction {
             ("AWS_EXECUTION_ENV".into(), "rotcheck".into()),
         ];
         env.extend(aws.vars());
-        env.extend(self.launch.env.iter().cloned());
+        env.extend(self.launcher.base_env());
         env.extend(c.env.iter().cloned());
         env
     }
@@ -135,19 +230,17 @@ impl RuntimeApiFunction {
             slot.process = None;
             slot.api.reset();
             let _ = slot.sink.take();
-            let mut launch = self.launch.clone();
-            launch.env = self.env_for(slot);
-            match FunctionProcess::spawn(&launch, slot.sink.clone()) {
+            let env = self.env_for(slot);
+            match self.launcher.launch(env, slot.sink.clone()).await {
                 Ok(p) => slot.process = Some(p),
                 Err(e) => {
-                    return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launch.program.display()) });
+                    return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launcher.describe()) });
                 }
             }
         }
         let process = slot.process.as_mut().expect("just ensured");
-        let group = process.group();
         let kill = options.kill.clone().unwrap_or_default();
-        kill.on_fire(move || group.kill());
+        kill.on_fire(process.killer());
         let body = serde_json::to_vec(event).expect("events serialize");
         let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64 + timeout.as_millis() as u64;
         let result = slot.api.submit(body, deadline_ms);
@@ -159,7 +252,6 @@ impl RuntimeApiFunction {
             },
             status = process.wait() => {
                 let init = slot.api.init_error();
-                let status = status.map(|s| s.to_string()).unwrap_or_else(|| "unknown status".into());
                 match init {
                     Some((t, m)) => Outcome::Crashed { detail: format!("init error {t}: {m} (process exited: {status})") },
                     None => Outcome::Crashed { detail: format!("the process exited without answering ({status})") },
@@ -289,8 +381,8 @@ impl Drop for RuntimeApi {
 }
 
 impl RuntimeApi {
-    async fn start(function_arn: String) -> std::io::Result<RuntimeApi> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+    async fn start(bind: std::net::IpAddr, function_arn: String) -> std::io::Result<RuntimeApi> {
+        let listener = TcpListener::bind((bind, 0)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(ApiState { inner: Mutex::new(ApiInner::default()), ready: Notify::new(), function_arn });
         let st = state.clone();
