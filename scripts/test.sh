@@ -67,6 +67,11 @@ say "cargo test"
 cargo test --workspace --locked "$@"
 
 if [ "$#" -eq 0 ]; then
+	say "the lambda invoker (cargo feature, off by default)"
+	cargo test --locked -p rotcheck-harness --features lambda --lib function::lambda
+fi
+
+if [ "$#" -eq 0 ]; then
 	say "fixture drives (every Python fixture through full rotations, real servers)"
 	VENVS="$ROTCHECK_CACHE_DIR/fixture-venvs" fixtures/python/tests/run.sh
 fi

@@ -7,8 +7,21 @@
 //! * [`runtime_api`]: rotcheck hosts the AWS Lambda Runtime API and starts the function's own
 //!   runtime client (`python -m awslambdaric`, a Rust `lambda_runtime` binary, ...); processes
 //!   stay warm between invocations, like a real Lambda;
+//! * [`image`]: a Lambda container image whose runtime client polls rotcheck's Runtime API;
 //! * [`http`]: POST the event to a URL;
-//! * [`command`]: run a command per invocation with the event on stdin.
+//! * [`command`]: run a command per invocation with the event on stdin;
+//! * `lambda` (cargo feature `lambda`): the Invoke API, for functions that run elsewhere.
+//!
+//! Any language whose Lambda runtime client reads `AWS_LAMBDA_RUNTIME_API` runs under
+//! [`runtime_api`] as a [`process::LaunchSpec`] (program, arguments, directory):
+//!
+//! | runtime | program and arguments | tested here |
+//! |---|---|---|
+//! | Python | `<venv>/bin/python -m awslambdaric lambda_function.lambda_handler` ([`python::prepare`] makes the venv) | yes |
+//! | Rust | the binary built on the `lambda_runtime` crate | yes (`fixtures/rust`) |
+//! | Node.js | `node_modules/.bin/aws-lambda-ric index.handler` (after `npm install aws-lambda-ric`) | no |
+//! | Go | the binary built with `github.com/aws/aws-lambda-go/lambda` (`lambda.Start` polls the Runtime API) | no |
+//! | Java | `java -cp <jars> com.amazonaws.services.lambda.runtime.api.client.AWSLambda <handler>` | no |
 //!
 //! A timed-out or killed invocation is an *unknown* outcome (the step may have taken effect in
 //! whole, in part, or not at all), never a failure: properties are judged on the states that
@@ -17,6 +30,8 @@
 pub mod command;
 pub mod http;
 pub mod image;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod logs;
 pub mod process;
 pub mod python;
