@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
 use rotcheck_harness::emulator::{Emulator, Server};
 use rotcheck_harness::model::Model;

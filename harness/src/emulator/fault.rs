@@ -21,6 +21,9 @@ pub enum Fault {
     ApplyThenFail,
     /// Wait this long, then handle the call normally.
     Delay(Duration),
+    /// Close the connection without applying the call or answering: the caller died as its
+    /// request arrived (a crash point), or the request was lost on the way.
+    Swallow,
 }
 
 impl Fault {

@@ -259,6 +259,7 @@ impl Emulator {
             tokio::time::sleep(*d).await;
         }
         let (rec, response) = match fault {
+            Some(Fault::Swallow) => (record(Some(op), CallOutcome::Lost { how: "request swallowed".into(), applied: false }), None),
             Some(Fault::Error(e)) => {
                 let rec = record(Some(op), CallOutcome::Error { kind: e.kind, message: e.message.clone(), injected: true });
                 (rec, Some(error_response(&e, status_of(e.kind))))

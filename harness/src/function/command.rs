@@ -53,6 +53,9 @@ impl Invoker for CommandFunction {
                 _ = tokio::time::sleep(timeout) => None,
                 _ = kill.wait() => None,
             };
+            if let Some(gate) = &options.gate {
+                gate.pass().await;
+            }
             // The whole group goes, also children the command left running.
             process.kill().await;
             sink.settle().await;

@@ -84,6 +84,13 @@ impl Invoker for HttpFunction {
                 _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
                 reason = kill.wait() => Outcome::Killed { reason },
             };
+            if let Some(gate) = &options.gate {
+                gate.pass().await;
+            }
+            let outcome = match kill.fired() {
+                Some(reason) => Outcome::Killed { reason },
+                None => outcome,
+            };
             let outcome = match outcome {
                 o @ (Outcome::Success { .. } | Outcome::FunctionError { .. }) if options.drop_result => {
                     Outcome::ResultDropped { answered: Box::new(o) }

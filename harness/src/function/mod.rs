@@ -28,6 +28,7 @@
 //! follow. Every invocation's output is captured, bounded, and redacted.
 
 pub mod command;
+pub mod crash;
 pub mod http;
 pub mod image;
 #[cfg(feature = "lambda")]
@@ -168,6 +169,8 @@ pub struct InvokeOptions {
     pub kill: Option<KillSwitch>,
     /// Run the step, then drop its result ([`Outcome::ResultDropped`]).
     pub drop_result: bool,
+    /// Passed before a result is accepted (see [`crash::ResultGate`]).
+    pub gate: Option<crash::ResultGate>,
 }
 
 /// A one-shot trigger that kills a running invocation.

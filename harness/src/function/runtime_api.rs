@@ -260,6 +260,11 @@ impl RuntimeApiFunction {
             _ = tokio::time::sleep(timeout) => Outcome::TimedOut,
             reason = kill.wait() => Outcome::Killed { reason },
         };
+        if let Some(gate) = &options.gate
+            && !matches!(outcome, Outcome::Killed { .. })
+        {
+            gate.pass().await;
+        }
         // A crash point that fired while a result was racing in wins: the process is dead.
         let outcome = match kill.fired() {
             Some(reason) => Outcome::Killed { reason },
