@@ -7,6 +7,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod check;
+mod replay;
 mod serve;
 
 /// Property-based conformance tests for AWS Secrets Manager rotation functions.
@@ -19,6 +21,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a rotation function against generated schedules: retries, duplicates, crashes,
+    /// faults, awkward usernames and passwords, rotation after rotation.
+    Check(check::CheckArgs),
+    /// Replay a scenario file (a counterexample or a regression) once.
+    Replay(replay::ReplayArgs),
     /// Run rotcheck's Secrets Manager emulator on its own, as a local Secrets Manager.
     Serve(serve::ServeArgs),
 }
@@ -47,6 +54,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Check(args) => check::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
             Command::Serve(args) => serve::run(args).await,
         }
     });

@@ -6,8 +6,11 @@
 //! * [`database`]: real database servers (docker, local, url), roles, probes, a fault proxy;
 //! * [`redact`]: the one place secret values become aliases before they leave the process.
 
+pub mod checker;
 pub mod database;
 pub mod emulator;
 pub mod function;
 pub mod model;
 pub mod redact;
+pub mod runner;
+pub mod schedule;

@@ -130,7 +130,7 @@ impl Emulator {
         let started = Instant::now();
         let (seq, index) = self.log.begin(caller);
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");
-        let result = self.apply(op, &bytes);
+        let result = self.apply(caller, op, &bytes);
         let outcome = match &result {
             Ok(a) => CallOutcome::Ok { response: self.redactor.redact_json(&a.body) },
             Err(e) => CallOutcome::Error { kind: e.kind, message: self.redactor.redact(&e.message), injected: false },
@@ -161,9 +161,9 @@ impl Emulator {
     }
 
     /// Applies a call to the model and registers any value it stored or generated.
-    fn apply(&self, op: Operation, body: &[u8]) -> Result<Answer, ApiError> {
+    fn apply(&self, caller: &str, op: Operation, body: &[u8]) -> Result<Answer, ApiError> {
         let mut model = self.model.lock().expect("model lock");
-        let result = model.call(op, body);
+        let result = model.call_as(caller, op, body);
         if let Ok(answer) = &result {
             let field = |k: &str| answer.body.get(k).and_then(|v| v.as_str());
             match op {
@@ -266,7 +266,7 @@ impl Emulator {
             }
             Some(Fault::ApplyThenDrop) | Some(Fault::ApplyThenFail) => {
                 let drop = matches!(fault, Some(Fault::ApplyThenDrop));
-                let result = self.apply(op, &body);
+                let result = self.apply(&caller, op, &body);
                 let applied = result.is_ok();
                 if let Ok(a) = &result {
                     self.start_rotation(a);
@@ -280,7 +280,7 @@ impl Emulator {
                 (rec, response)
             }
             None | Some(Fault::Delay(_)) => {
-                let result = self.apply(op, &body);
+                let result = self.apply(&caller, op, &body);
                 match result {
                     Ok(a) => {
                         let rec = record(Some(op), CallOutcome::Ok { response: self.redactor.redact_json(&a.body) });

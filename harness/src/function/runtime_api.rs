@@ -39,6 +39,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RuntimeApiFunction {
     launcher: Box<dyn Launcher>,
     config: FunctionConfig,
+    /// The function's own environment now (see [`RuntimeApiFunction::set_env`]).
+    env: std::sync::Mutex<Vec<(String, String)>>,
     redactor: Arc<Redactor>,
     slots: Vec<tokio::sync::Mutex<Slot>>,
 }
@@ -174,7 +176,23 @@ impl RuntimeApiFunction {
             let api = RuntimeApi::start(launcher.api_bind(), arn).await?;
             slots.push(tokio::sync::Mutex::new(Slot { key, api, sink: LogSink::new(redactor.clone()), process: None }));
         }
-        Ok(RuntimeApiFunction { launcher, config, redactor, slots })
+        let env = std::sync::Mutex::new(config.env.clone());
+        Ok(RuntimeApiFunction { launcher, config, env, redactor, slots })
+    }
+
+    /// Sets the function's own environment (EXCLUDE_CHARACTERS, ...). When it differs from
+    /// the current one, the warm processes stop: the next invocations start cold with it, as
+    /// after a configuration change of a Lambda.
+    pub async fn set_env(&self, env: Vec<(String, String)>) {
+        let changed = {
+            let mut cur = self.env.lock().expect("env lock");
+            let changed = *cur != env;
+            *cur = env;
+            changed
+        };
+        if changed {
+            Invoker::shutdown(self).await;
+        }
     }
 
     /// How many warm-process slots the function has.
@@ -217,7 +235,7 @@ impl RuntimeApiFunction {
         ];
         env.extend(aws.vars());
         env.extend(self.launcher.base_env());
-        env.extend(c.env.iter().cloned());
+        env.extend(self.env.lock().expect("env lock").iter().cloned());
         env
     }
 

@@ -27,7 +27,7 @@ pub mod shapes;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, Timestamp};
 pub use error::{ApiError, ErrorKind};
-pub use password::{Entropy, PasswordPolicy};
+pub use password::{Entropy, PasswordPolicy, PasswordRecipe};
 pub use secret::{AWSCURRENT, AWSPENDING, AWSPREVIOUS, Rotation, Secret, SecretValue, Version};
 
 use rand::{Rng, SeedableRng};
@@ -174,6 +174,13 @@ pub struct Model {
     config: ModelConfig,
     clock: SharedClock,
     entropy: Entropy,
+    /// Randomness per caller (access key): parallel test cases each draw from their own
+    /// seeded source, so a case is the same whatever runs beside it.
+    caller_entropy: std::collections::HashMap<String, Entropy>,
+    /// Password recipes per caller, applied to its next GetRandomPassword calls in order.
+    recipes: std::collections::HashMap<String, std::collections::VecDeque<PasswordRecipe>>,
+    /// The caller of the call being applied.
+    caller: Option<String>,
 }
 
 impl std::fmt::Debug for Model {
@@ -191,7 +198,15 @@ const BOTH_VALUES: &str =
 impl Model {
     /// A model with the given configuration, clock and entropy.
     pub fn new(config: ModelConfig, clock: SharedClock, entropy: Entropy) -> Model {
-        Model { secrets: BTreeMap::new(), config, clock, entropy }
+        Model {
+            secrets: BTreeMap::new(),
+            config,
+            clock,
+            entropy,
+            caller_entropy: Default::default(),
+            recipes: Default::default(),
+            caller: None,
+        }
     }
 
     /// A deterministic model: default configuration, a manual clock at 2026-01-01, and a seeded
@@ -222,6 +237,40 @@ impl Model {
     /// All secrets, by name.
     pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
         self.secrets.values()
+    }
+
+    /// Gives `caller` its own source of randomness (passwords, generated tokens and ARN
+    /// suffixes of its calls).
+    pub fn set_caller_entropy(&mut self, caller: &str, entropy: Entropy) {
+        self.caller_entropy.insert(caller.to_string(), entropy);
+    }
+
+    /// Queues a recipe for `caller`'s next GetRandomPassword.
+    pub fn queue_password_recipe(&mut self, caller: &str, recipe: PasswordRecipe) {
+        self.recipes.entry(caller.to_string()).or_default().push_back(recipe);
+    }
+
+    /// Forgets what was set up for `caller` (its entropy and unused recipes).
+    pub fn forget_caller(&mut self, caller: &str) {
+        self.caller_entropy.remove(caller);
+        self.recipes.remove(caller);
+    }
+
+    /// [`Model::call`] on behalf of `caller` (an access key id): its own entropy and recipes
+    /// apply.
+    pub fn call_as(&mut self, caller: &str, op: Operation, body: &[u8]) -> Result<Answer, ApiError> {
+        self.caller = Some(caller.to_string());
+        let r = self.call(op, body);
+        self.caller = None;
+        r
+    }
+
+    /// The entropy of the current caller, or the model's own.
+    fn rng(&mut self) -> &mut (dyn rand::RngCore + Send) {
+        match self.caller.as_ref().and_then(|c| self.caller_entropy.get_mut(c)) {
+            Some(e) => &mut **e,
+            None => &mut *self.entropy,
+        }
     }
 
     /// Runs one API call from its JSON body.
@@ -618,7 +667,13 @@ impl Model {
         input: GetRandomPasswordInput,
     ) -> Result<GetRandomPasswordOutput, ApiError> {
         let policy = PasswordPolicy::from_input(&input)?;
-        Ok(GetRandomPasswordOutput { random_password: policy.generate(&mut *self.entropy) })
+        let password = policy.generate(self.rng());
+        let recipe = self.caller.as_ref().and_then(|c| self.recipes.get_mut(c)).and_then(|q| q.pop_front());
+        let random_password = match recipe {
+            Some(r) => r.apply(&policy, password),
+            None => password,
+        };
+        Ok(GetRandomPasswordOutput { random_password })
     }
 
     /// RotateSecret at the API level (spec 3.8, 5 steps 1-4): stores the configuration, refuses
@@ -849,8 +904,7 @@ impl Model {
 
     fn new_arn(&mut self, name: &str) -> String {
         const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        let suffix: String =
-            (0..6).map(|_| ALNUM[self.entropy.random_range(0..ALNUM.len())] as char).collect();
+        let suffix: String = (0..6).map(|_| ALNUM[self.rng().random_range(0..ALNUM.len())] as char).collect();
         format!(
             "arn:aws:secretsmanager:{}:{}:secret:{name}-{suffix}",
             self.config.region, self.config.account
@@ -861,7 +915,7 @@ impl Model {
     /// raw callers may not).
     fn new_token(&mut self) -> String {
         let mut bytes = [0u8; 16];
-        self.entropy.fill_bytes(&mut bytes);
+        self.rng().fill_bytes(&mut bytes);
         uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
     }
 }

@@ -23,6 +23,37 @@ pub const DEFAULT_LENGTH: i64 = 32;
 /// `serve`, a seeded generator under `check` so that a case replays exactly.
 pub type Entropy = Box<dyn RngCore + Send>;
 
+/// How a test case steers the next generated password: characters forced at positions.
+/// Recipes are what schedules store (never the passwords), so that a password is an input that
+/// replays and shrinks, down to the one character that breaks a function (F08).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PasswordRecipe {
+    /// `(position, character)`: applied when the position exists, the request's alphabet
+    /// allows the character, and every required type is still present afterwards.
+    #[serde(default)]
+    pub forced: Vec<(usize, char)>,
+}
+
+impl PasswordRecipe {
+    /// `password` with the forced characters the policy allows.
+    pub fn apply(&self, policy: &PasswordPolicy, password: String) -> String {
+        let alphabet = policy.alphabet();
+        let mut out: Vec<char> = password.chars().collect();
+        for &(pos, ch) in &self.forced {
+            if pos >= out.len() || !alphabet.contains(&ch) {
+                continue;
+            }
+            let before = out[pos];
+            out[pos] = ch;
+            let keeps_types = !policy.require_each || policy.classes.iter().all(|class| out.iter().any(|c| class.contains(c)));
+            if !keeps_types {
+                out[pos] = before;
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
 /// What a GetRandomPassword request asks for, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PasswordPolicy {
@@ -200,6 +231,25 @@ mod tests {
         let pw = p.generate(&mut rng);
         assert!(pw.chars().all(|c| c == ' ' || c.is_ascii_digit()));
         assert!(pw.contains(' '));
+    }
+
+    #[test]
+    fn recipes_force_allowed_characters_and_keep_the_required_types() {
+        let p = policy(|i| {
+            i.password_length = Some(8);
+            i.exclude_characters = Some("@".into());
+        })
+        .unwrap();
+        let base = p.generate(&mut StdRng::seed_from_u64(5));
+        let r = PasswordRecipe { forced: vec![(0, ':'), (1, '@'), (20, '\'')] };
+        let out = r.apply(&p, base.clone());
+        assert_eq!(out.chars().next(), Some(':'), "allowed and in range: forced");
+        assert_eq!(out.chars().nth(1), base.chars().nth(1), "excluded by the policy: not forced");
+        assert_eq!(out.len(), 8);
+        // Forcing every position to 'a' would lose the required types: only what keeps them.
+        let all_a = PasswordRecipe { forced: (0..8).map(|i| (i, 'a')).collect() };
+        let out = all_a.apply(&p, base);
+        assert!(out.chars().any(|c| c.is_ascii_uppercase()) && out.chars().any(|c| c.is_ascii_digit()));
     }
 
     #[test]

@@ -1,0 +1,811 @@
+//! One test case on one worker: a fresh secret and database role on the shared server, the
+//! worker's warm function processes and fault proxy, the schedule's commands, an observation
+//! and the checks after every step, and teardown.
+
+use super::trace::TraceEvent;
+use super::{CaseResult, CaseStats, Infra, RunConfig, Worker};
+use crate::checker::{self, Observed, Property, SeenVersion, Violation};
+use crate::database::proxy::ProxyMode;
+use crate::database::{Credentials, Engine};
+use crate::emulator::{CallOutcome, CallRecord, Fault, FaultPlan};
+use crate::function::crash::{self, CrashPoint};
+use crate::function::{Event, Invocation, InvokeOptions, KillSwitch, Outcome, Step};
+use crate::model::{AWSCURRENT, AWSPENDING, ErrorKind, Operation};
+use crate::schedule::{Command, Delivery, FaultSpec, Rotation, Schedule, Strategy, Which};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The Lambda ARN the service invokes (a name only: rotcheck knows which function it is).
+pub const LAMBDA_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotcheck-subject";
+
+pub(super) struct Case<'a> {
+    config: &'a RunConfig,
+    infra: &'a Infra,
+    worker: &'a Worker,
+    index: u64,
+    rng: StdRng,
+    arn: String,
+    name: String,
+    own_ids: Vec<String>,
+    username: String,
+    roles: Vec<String>,
+    tables: Vec<String>,
+    tokens: Vec<String>,
+    aliases: HashMap<String, String>,
+    succeeded: HashMap<String, BTreeSet<Step>>,
+    tested: BTreeSet<String>,
+    events: Vec<TraceEvent>,
+    violations: Vec<Violation>,
+    operator_unsafe: Option<String>,
+    stats: CaseStats,
+    command: usize,
+    operator_acted: bool,
+    /// Set while the service reattempts an incomplete rotation (its first run was faulted).
+    refused_reattempt: bool,
+}
+
+impl<'a> Case<'a> {
+    pub(super) fn new(config: &'a RunConfig, infra: &'a Infra, worker: &'a Worker, index: u64, seed: u64) -> Case<'a> {
+        Case {
+            config,
+            infra,
+            worker,
+            index,
+            rng: StdRng::seed_from_u64(seed),
+            arn: String::new(),
+            name: format!("rotcheck/case-{index}"),
+            own_ids: Vec::new(),
+            username: String::new(),
+            roles: Vec::new(),
+            tables: Vec::new(),
+            tokens: Vec::new(),
+            aliases: HashMap::new(),
+            succeeded: HashMap::new(),
+            tested: BTreeSet::new(),
+            events: Vec::new(),
+            violations: Vec::new(),
+            operator_unsafe: None,
+            stats: CaseStats::default(),
+            command: 0,
+            operator_acted: false,
+            refused_reattempt: false,
+        }
+    }
+
+    /// Runs the schedule and tears down; the result holds everything observed.
+    pub(super) async fn run(mut self, schedule: &Schedule, seed: u64) -> CaseResult {
+        let started = Instant::now();
+        if let Err(e) = self.setup(schedule, seed).await {
+            self.events.push(TraceEvent::Note { text: format!("setup failed: {e}") });
+            self.teardown().await;
+            return self.result(schedule, seed, started, Some(e));
+        }
+        for (i, command) in schedule.commands.iter().enumerate() {
+            self.command = i;
+            self.events.push(TraceEvent::Command { number: i + 1, text: describe(command) });
+            match command {
+                Command::Rotate(r) => self.rotate(r).await,
+                Command::Deliver(d) => self.deliver(d).await,
+                Command::TestRotation => self.test_rotation().await,
+                Command::ClientLogin => self.client_login().await,
+                Command::RemovePending => self.operator(OperatorAction::RemovePending).await,
+                Command::CancelRotation => self.operator(OperatorAction::Cancel).await,
+                Command::ManualPut => self.operator(OperatorAction::ManualPut).await,
+            }
+            if !self.violations.is_empty() || self.operator_unsafe.is_some() {
+                break;
+            }
+        }
+        self.teardown().await;
+        self.result(schedule, seed, started, None)
+    }
+
+    fn result(self, schedule: &Schedule, seed: u64, started: Instant, setup_error: Option<String>) -> CaseResult {
+        CaseResult {
+            index: self.index,
+            seed,
+            schedule: schedule.clone(),
+            events: self.events,
+            violations: self.violations,
+            operator_unsafe: self.operator_unsafe,
+            setup_error,
+            stats: self.stats,
+            duration: started.elapsed(),
+        }
+    }
+
+    // ----- setup and teardown -------------------------------------------------------------
+
+    async fn setup(&mut self, schedule: &Schedule, seed: u64) -> Result<(), String> {
+        let db = &self.infra.db;
+        let tag = format!("_c{}", self.index);
+        // Alternating users: the function appends `_clone`, which must fit too.
+        let room = match self.config.strategy {
+            Strategy::AlternatingUsers => format!("{tag}_clone"),
+            Strategy::SingleUser => tag.clone(),
+        };
+        let cut = db.flavor.tagged_name(&schedule.setup.username, &room);
+        self.username = format!("{}{tag}", &cut[..cut.len() - room.len()]);
+        self.stats.usernames.insert(username_class(&schedule.setup.username).into(), 1);
+        let password = self.initial_password(schedule);
+        // Every source of randomness of the case comes from its seed.
+        {
+            let mut m = self.infra.emulator.model().lock().expect("model lock");
+            m.set_caller_entropy(&self.worker.keys[0], Box::new(StdRng::seed_from_u64(seed ^ 0x11)));
+            m.set_caller_entropy(&self.worker.keys[1], Box::new(StdRng::seed_from_u64(seed ^ 0x22)));
+            m.set_caller_entropy(&self.worker.service, Box::new(StdRng::seed_from_u64(seed ^ 0x33)));
+        }
+        for k in self.worker.keys.iter().chain([&self.worker.service]) {
+            self.infra.emulator.log().take(k);
+        }
+        self.worker.proxy.set_mode(ProxyMode::Pass);
+        self.roles.push(self.username.clone());
+        let role = db.create_role(&self.username, &password).await.map_err(|e| e.to_string())?;
+        self.tables.push(role.table.clone());
+        let engine = match self.config.engine {
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+        };
+        let port = self.worker.proxy.addr().port();
+        let shape = &schedule.setup.secret;
+        let mut value = json!({
+            "engine": engine,
+            "host": "127.0.0.1",
+            "port": if shape.port_as_string { json!(port.to_string()) } else { json!(port) },
+            "username": self.username,
+            "password": password,
+        });
+        if !shape.omit_dbname {
+            value["dbname"] = json!(db.database);
+        }
+        for (k, v) in &shape.extra {
+            value[k] = json!(v);
+        }
+        if self.config.strategy == Strategy::AlternatingUsers {
+            let master = db.flavor.tagged_name("rotcheck_master", &tag);
+            let master_password = self.random_text(24);
+            self.roles.push(master.clone());
+            self.roles.push(format!("{}_clone", self.username));
+            db.create_master(&master, &master_password, &self.username).await.map_err(|e| e.to_string())?;
+            let master_value = json!({"engine": engine, "host": "127.0.0.1", "port": port, "username": master,
+                "password": master_password, "dbname": db.database});
+            let out = self.service(Operation::CreateSecret, json!({"Name": format!("{}/master", self.name), "SecretString": master_value.to_string()}))?;
+            let master_arn = out["ARN"].as_str().unwrap_or_default().to_string();
+            self.own_ids.push(master_arn.clone());
+            self.own_ids.push(format!("{}/master", self.name));
+            value["masterarn"] = json!(master_arn);
+        }
+        let out = self.service(Operation::CreateSecret, json!({"Name": self.name, "SecretString": value.to_string()}))?;
+        self.arn = out["ARN"].as_str().unwrap_or_default().to_string();
+        self.own_ids.push(self.arn.clone());
+        self.own_ids.push(self.name.clone());
+        let first = out["VersionId"].as_str().unwrap_or_default().to_string();
+        self.aliases.insert(first, "t0".into());
+        self.events.push(TraceEvent::Setup { username: schedule.setup.username.clone() });
+        Ok(())
+    }
+
+    fn initial_password(&mut self, schedule: &Schedule) -> String {
+        let mut pw: Vec<char> = self.random_text(20).chars().collect();
+        for &(pos, ch) in &schedule.setup.password.forced {
+            let n = pw.len();
+            pw[pos % n] = ch;
+        }
+        pw.into_iter().collect()
+    }
+
+    fn random_text(&mut self, n: usize) -> String {
+        const ALNUM: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+        (0..n).map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char).collect()
+    }
+
+    fn new_token(&mut self) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b);
+        let t = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+        self.tokens.push(t.clone());
+        self.aliases.insert(t.clone(), format!("t{}", self.tokens.len()));
+        t
+    }
+
+    fn alias(&self, token: &str) -> String {
+        self.aliases.get(token).cloned().unwrap_or_else(|| "t?".into())
+    }
+
+    async fn teardown(&mut self) {
+        let db = &self.infra.db;
+        for r in self.roles.drain(..).rev() {
+            let _ = db.drop_role(&r).await;
+        }
+        for t in self.tables.drain(..) {
+            let _ = db.drop_table(&t).await;
+        }
+        for name in [self.name.clone(), format!("{}/master", self.name)] {
+            let _ = self.service(Operation::DeleteSecret, json!({"SecretId": name, "ForceDeleteWithoutRecovery": true}));
+        }
+        let mut m = self.infra.emulator.model().lock().expect("model lock");
+        for k in self.worker.keys.iter().chain([&self.worker.service]) {
+            m.forget_caller(k);
+        }
+        drop(m);
+        for k in self.worker.keys.iter().chain([&self.worker.service]) {
+            self.infra.emulator.log().take(k);
+        }
+        self.worker.proxy.set_mode(ProxyMode::Pass);
+    }
+
+    /// A call as the service (or the operator): logged under the worker's service key.
+    fn service(&self, op: Operation, body: serde_json::Value) -> Result<serde_json::Value, String> {
+        self.infra.emulator.call(&self.worker.service, op, &body).map(|a| a.body).map_err(|e| e.to_string())
+    }
+
+    // ----- observation --------------------------------------------------------------------
+
+    /// The secret's versions and which labelled credentials log in (at the server itself).
+    async fn observe(&mut self) -> Observed {
+        let versions: Vec<(String, u32, Vec<String>, Option<String>)> = {
+            let m = self.infra.emulator.model().lock().expect("model lock");
+            match m.secret(&self.arn) {
+                Some(s) => s
+                    .versions
+                    .iter()
+                    .map(|v| {
+                        let mut labels = v.stages.clone();
+                        labels.sort();
+                        (v.id.clone(), v.ordinal, labels, v.value.as_ref().and_then(|x| x.as_str()).map(str::to_string))
+                    })
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        let mut seen = Vec::new();
+        let mut cache: HashMap<(String, String), bool> = HashMap::new();
+        for (id, ordinal, labels, value) in versions {
+            let creds = value.as_deref().and_then(parse_credentials);
+            let mut logs_in = None;
+            if let Some(c) = &creds
+                && !labels.is_empty()
+            {
+                let key = (c.user.clone(), c.password.clone());
+                let ok = match cache.get(&key) {
+                    Some(ok) => *ok,
+                    None => {
+                        let ok = self.infra.db.login(&self.infra.db.endpoint, c).await.ok();
+                        cache.insert(key, ok);
+                        ok
+                    }
+                };
+                logs_in = Some(ok);
+            }
+            seen.push(SeenVersion {
+                alias: format!("v{ordinal}"),
+                id,
+                labels,
+                has_value: value.is_some(),
+                user: creds.map(|c| c.user),
+                logs_in,
+            });
+        }
+        Observed { versions: seen }
+    }
+
+    /// Observes, records the state, and checks what must hold at every instant.
+    async fn observe_and_check(&mut self) -> Observed {
+        let o = self.observe().await;
+        self.events.push(TraceEvent::state(&o));
+        if let Some(m) = checker::lockout(&o) {
+            if self.operator_acted {
+                self.operator_unsafe = Some(format!("after an operator command, {m}"));
+                self.events.push(TraceEvent::OperatorUnsafe { text: m });
+            } else {
+                self.violate(Property::P3, m);
+            }
+        }
+        if let Some(v) = o.holder(AWSCURRENT)
+            && v.logs_in == Some(false)
+        {
+            match self.config.strategy {
+                Strategy::AlternatingUsers if !self.operator_acted => {
+                    if let Some(m) = checker::current_unavailable(&o) {
+                        self.violate(Property::P6, m);
+                    }
+                }
+                _ => self.stats.unavailable_windows += 1,
+            }
+        }
+        o
+    }
+
+    fn violate(&mut self, property: Property, message: String) {
+        if self.violations.iter().any(|v| v.property == property) {
+            return;
+        }
+        let v = Violation { property, message, command: self.command };
+        self.events.push(TraceEvent::Violation(v.clone()));
+        self.violations.push(v);
+    }
+
+    // ----- invocations --------------------------------------------------------------------
+
+    /// Invokes `step` for `token` in `slot`, with `fault` attached; records and checks it.
+    async fn invoke(&mut self, step: Step, token: &str, attempt: u32, slot: usize, fault: Option<&FaultSpec>) -> Outcome {
+        let key = self.worker.keys[slot].clone();
+        let event = Event { step, secret_id: self.arn.clone(), token: token.to_string(), rotation_token: Some(self.rotation_token()) };
+        let mut options = InvokeOptions::default();
+        let mut armed = None;
+        let kill = KillSwitch::new();
+        match fault {
+            Some(FaultSpec::Crash { point }) => {
+                let a = crash::arm(*point, kill.clone(), &self.infra.emulator, &key, Some(self.worker.proxy.clone()));
+                options.kill = Some(kill.clone());
+                options.gate = Some(a.gate.clone());
+                armed = Some(a);
+            }
+            Some(FaultSpec::DropResult) => options.drop_result = true,
+            Some(FaultSpec::ApiError { nth, error }) => {
+                let kind = ErrorKind::parse(error).unwrap_or(ErrorKind::InternalServiceError);
+                let f = if kind == ErrorKind::ThrottlingException { Fault::throttle() } else { Fault::error(kind) };
+                self.infra.emulator.set_hook(&key, Arc::new(FaultPlan::new([(*nth, None, f)])));
+            }
+            Some(FaultSpec::ApiLost { nth }) => {
+                self.infra.emulator.set_hook(&key, Arc::new(FaultPlan::new([(*nth, None, Fault::ApplyThenDrop)])));
+            }
+            Some(FaultSpec::DbRefuse) => self.worker.proxy.set_mode(ProxyMode::Refuse),
+            Some(FaultSpec::DbCut { bytes }) => self.worker.proxy.set_mode(ProxyMode::CloseAfter { bytes: *bytes }),
+            Some(FaultSpec::DbBlackhole) => self.worker.proxy.set_mode(ProxyMode::Blackhole),
+            None => {}
+        }
+        if let Some(f) = fault {
+            *self.stats.faults.entry(fault_kind(f).into()).or_default() += 1;
+        }
+        let connections_before = self.worker.proxy.total_connections();
+        let inv = self.worker.function.invoke_in(slot, &event, options).await;
+        let connections = self.worker.proxy.total_connections() - connections_before;
+        if let Some(a) = armed {
+            a.disarm();
+        }
+        self.infra.emulator.clear_hook(&key);
+        self.worker.proxy.set_mode(ProxyMode::Pass);
+        if inv.outcome.is_unknown() {
+            // The killed process's connections must be gone before the state is observed.
+            if !self.worker.proxy.wait_until_idle(Duration::from_secs(5)).await {
+                self.worker.proxy.drop_all();
+                self.worker.proxy.wait_until_idle(Duration::from_secs(2)).await;
+            }
+        }
+        let calls = self.infra.emulator.log().take(&key);
+        self.record(step, token, attempt, slot, fault, &inv, &calls, connections);
+        inv.outcome
+    }
+
+    fn rotation_token(&mut self) -> String {
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b);
+        uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(&mut self, step: Step, token: &str, attempt: u32, slot: usize, fault: Option<&FaultSpec>, inv: &Invocation, calls: &[CallRecord], connections: u64) {
+        self.stats.steps += 1;
+        let outcome = outcome_text(&inv.outcome);
+        if let Outcome::Killed { reason } = &inv.outcome {
+            *self.stats.kills.entry(format!("{}: {reason}", step.name())).or_default() += 1;
+        }
+        let call_texts = calls.iter().map(call_text).collect();
+        self.events.push(TraceEvent::Invoke {
+            step,
+            token: self.alias(token),
+            attempt,
+            slot,
+            fault: fault.map(fault_text),
+            outcome,
+            calls: call_texts,
+            connections,
+        });
+        if inv.outcome.is_success() {
+            self.succeeded.entry(token.to_string()).or_default().insert(step);
+            if step == Step::TestSecret {
+                self.tested.insert(token.to_string());
+            }
+        }
+        if !inv.leaked.is_empty() {
+            self.violate(Property::P8, format!("{} printed secret values: {}", step.name(), inv.leaked.join(", ")));
+        }
+        if let Outcome::Crashed { detail } = &inv.outcome
+            && fault.is_none()
+        {
+            self.violate(Property::P7, format!("the function cannot run: {detail}"));
+        }
+        let tested = self.tested.contains(token);
+        for problem in checker::contract(calls, token, &self.own_ids, tested) {
+            self.violate(Property::Contract, format!("{}: {problem}", step.name()));
+        }
+    }
+
+    // ----- commands -----------------------------------------------------------------------
+
+    /// A rotation as Secrets Manager runs it.
+    async fn rotate(&mut self, r: &Rotation) {
+        self.stats.rotations += 1;
+        let before = self.observe().await;
+        let old_current = before.holder(AWSCURRENT).map(|v| v.id.clone());
+        let token = self.new_token();
+        let started = self.service(
+            Operation::RotateSecret,
+            json!({"SecretId": self.arn, "ClientRequestToken": token, "RotationLambdaARN": LAMBDA_ARN}),
+        );
+        self.refused_reattempt = false;
+        let token = match started {
+            Ok(_) => {
+                self.events.push(TraceEvent::Note { text: format!("RotateSecret: placeholder {} with AWSPENDING", self.alias(&token)) });
+                token
+            }
+            Err(e) if e.contains("previous rotation isn't complete") => {
+                // The service reattempts the incomplete rotation, with its token.
+                self.tokens.pop();
+                self.stats.refused += 1;
+                self.refused_reattempt = true;
+                let pending = before.holder(AWSPENDING).map(|v| v.id.clone()).unwrap_or_default();
+                self.events.push(TraceEvent::Note { text: format!("RotateSecret refused ({e}); the service reattempts {}", self.alias(&pending)) });
+                pending
+            }
+            Err(e) => {
+                self.events.push(TraceEvent::Note { text: format!("RotateSecret failed: {e}") });
+                return;
+            }
+        };
+        if !r.password.forced.is_empty() {
+            let mut m = self.infra.emulator.model().lock().expect("model lock");
+            m.queue_password_recipe(&self.worker.keys[0], r.password.clone());
+            for (_, c) in &r.password.forced {
+                *self.stats.forced_chars.entry(c.to_string()).or_default() += 1;
+            }
+        }
+        let retries = r.retries.unwrap_or(self.config.retries);
+        let mut completed = false;
+        let mut last_failure = None;
+        'attempts: for attempt in 1..=retries + 1 {
+            for step in Step::ALL {
+                let fault = r.faults.iter().find(|f| f.attempt == attempt && f.step == step).map(|f| f.fault.clone());
+                let outcome = self.invoke(step, &token, attempt, 0, fault.as_ref()).await;
+                self.observe_and_check().await;
+                if !self.violations.is_empty() || self.operator_unsafe.is_some() {
+                    return;
+                }
+                if !outcome.is_success() {
+                    let faulted = r.faults.iter().any(|f| f.attempt == attempt);
+                    last_failure = Some((step, outcome, faulted));
+                    continue 'attempts;
+                }
+            }
+            completed = true;
+            break;
+        }
+        // The last attempt ran without any fault: a working function completes it. If an
+        // earlier attempt was faulted, the retries do not converge (P2); if nothing was ever
+        // faulted, the function does not work at all (P4).
+        if !completed
+            && !self.operator_acted
+            && let Some((step, outcome, false)) = &last_failure
+        {
+            let faulted_before = !r.faults.is_empty() || self.refused_reattempt;
+            let (property, why) = if faulted_before {
+                (Property::P2, "after a fault, the service's retries do not converge")
+            } else {
+                (Property::P4, "the rotation failed with no fault at all")
+            };
+            self.violate(property, format!("{why}: the last attempt's {} answered {}", step.name(), outcome_text(outcome)));
+            return;
+        }
+        if completed {
+            self.finish_rotation(&token, old_current.as_deref(), before.versions.len()).await;
+        } else {
+            self.stats.failed += 1;
+            let o = self.observe().await;
+            self.events.push(TraceEvent::Note { text: format!("rotation {} failed after {} attempts", self.alias(&token), retries + 1) });
+            // A failed rotation must be safe: the database still accepts AWSCURRENT.
+            if let Some(v) = o.holder(AWSCURRENT)
+                && v.logs_in == Some(false)
+            {
+                let m = format!("the rotation failed and the database no longer accepts AWSCURRENT ({}): {}", v.alias, o.labels_text());
+                if self.operator_acted {
+                    self.operator_unsafe = Some(m.clone());
+                    self.events.push(TraceEvent::OperatorUnsafe { text: m });
+                } else {
+                    self.violate(Property::P3, m);
+                }
+            }
+        }
+    }
+
+    /// The service's bookkeeping after finishSecret succeeded, then the end-state checks.
+    async fn finish_rotation(&mut self, token: &str, old_current: Option<&str>, versions_before: usize) {
+        let done = {
+            let mut m = self.infra.emulator.model().lock().expect("model lock");
+            m.complete_rotation(&self.arn, token).unwrap_or(false)
+        };
+        let after = self.observe().await;
+        self.events.push(TraceEvent::Note { text: format!("rotation {} completed", self.alias(token)) });
+        self.events.push(TraceEvent::state(&after));
+        if !done {
+            self.violate(Property::P1, format!("finishSecret succeeded but AWSCURRENT is not on {}: {}", self.alias(token), after.labels_text()));
+            return;
+        }
+        self.stats.completed += 1;
+        for p in checker::labels_after_rotation(&after, token, old_current) {
+            self.violate(Property::P1, p);
+        }
+        if after.versions.len() > versions_before + 1 {
+            self.violate(Property::P2, format!("one rotation left {} new versions", after.versions.len() - versions_before));
+        }
+        // P4: AWSCURRENT logs in, reads and writes.
+        if let Some(current) = after.holder(AWSCURRENT).and_then(|v| self.credentials_of(&v.id)) {
+            let db = &self.infra.db;
+            let table = self.table_for(&current.user);
+            match (db.can_read(&current, &table).await, db.can_write(&current, &table).await) {
+                (Ok(true), Ok(true)) => {}
+                (Err(e), _) | (_, Err(e)) => {
+                    self.violate(Property::P4, format!("AWSCURRENT does not log in after the rotation: {}", crate::database::probe::describe(db.engine, &e)))
+                }
+                (r, w) => self.violate(Property::P4, format!("AWSCURRENT logs in but cannot read ({r:?}) or write ({w:?}) its table")),
+            }
+        } else {
+            self.violate(Property::P4, format!("AWSCURRENT holds no usable credentials: {}", after.labels_text()));
+        }
+        // P5: the two users of alternating rotation can do the same things.
+        if self.config.strategy == Strategy::AlternatingUsers {
+            let clone = format!("{}_clone", self.username);
+            let db = &self.infra.db;
+            if let (Ok(a), Ok(b)) = (db.privileges(&self.username).await, db.privileges(&clone).await)
+                && !b.0.is_empty()
+                && a != b
+            {
+                let (missing, extra) = a.diff(&b);
+                self.violate(Property::P5, format!("{} and {clone} differ: the clone lacks {missing:?} and has {extra:?}", self.username));
+            }
+        }
+    }
+
+    fn credentials_of(&self, version: &str) -> Option<Credentials> {
+        let m = self.infra.emulator.model().lock().expect("model lock");
+        let v = m.secret(&self.arn)?.version(version)?.value.clone()?;
+        parse_credentials(v.as_str()?)
+    }
+
+    /// The probe table a user can reach (the clone reaches the user's through membership).
+    fn table_for(&self, _user: &str) -> String {
+        self.tables.first().cloned().unwrap_or_default()
+    }
+
+    /// A duplicate or late delivery of a step.
+    async fn deliver(&mut self, d: &Delivery) {
+        let token = match d.of {
+            Which::Latest => self.tokens.last().cloned(),
+            Which::Earlier => self.tokens.len().checked_sub(2).map(|i| self.tokens[i].clone()),
+        };
+        let Some(token) = token else {
+            self.events.push(TraceEvent::Note { text: "no such rotation: nothing delivered".into() });
+            return;
+        };
+        self.stats.deliveries += 1;
+        let before = self.observe().await;
+        let had_succeeded = self.succeeded.get(&token).is_some_and(|s| s.contains(&d.step));
+        let is_current = before.holder(AWSCURRENT).is_some_and(|v| v.id == token);
+        let outcomes = if d.copies >= 2 {
+            self.stats.concurrent_deliveries += 1;
+            self.invoke_twice(d.step, &token).await
+        } else {
+            vec![self.invoke(d.step, &token, 0, 0, None).await]
+        };
+        let after = self.observe_and_check().await;
+        if had_succeeded && let Some(m) = checker::changed_by_repeat(&before, &after) {
+            self.violate(Property::P2, format!("{} of {} delivered again after it succeeded: {m}", d.step.name(), self.alias(&token)));
+        }
+        if is_current && !outcomes.iter().all(Outcome::is_success) {
+            self.violate(
+                Property::P2,
+                format!("{} of {} (already AWSCURRENT) must be a no-op returning success, got {}", d.step.name(), self.alias(&token), outcome_text(outcomes.iter().find(|o| !o.is_success()).expect("one failed"))),
+            );
+        }
+    }
+
+    /// Two concurrent deliveries of the same step and token, in the two warm processes.
+    async fn invoke_twice(&mut self, step: Step, token: &str) -> Vec<Outcome> {
+        let event = |c: &mut Self| Event { step, secret_id: c.arn.clone(), token: token.to_string(), rotation_token: Some(c.rotation_token()) };
+        let (e0, e1) = (event(self), event(self));
+        let f = &self.worker.function;
+        let (a, b) = tokio::join!(f.invoke_in(0, &e0, InvokeOptions::default()), f.invoke_in(1, &e1, InvokeOptions::default()));
+        let c0 = self.infra.emulator.log().take(&self.worker.keys[0]);
+        let c1 = self.infra.emulator.log().take(&self.worker.keys[1]);
+        // Concurrent: the proxy cannot tell whose connection it was.
+        self.record(step, token, 0, 0, None, &a, &c0, 0);
+        self.record(step, token, 0, 1, None, &b, &c1, 0);
+        vec![a.outcome, b.outcome]
+    }
+
+    /// RotateImmediately=false: testSecret alone on a temporary version; no trace may remain.
+    async fn test_rotation(&mut self) {
+        let before = self.observe().await;
+        let mut b = [0u8; 16];
+        self.rng.fill(&mut b);
+        let token = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
+        self.aliases.insert(token.clone(), "test".into());
+        let r = self.service(
+            Operation::RotateSecret,
+            json!({"SecretId": self.arn, "ClientRequestToken": token, "RotationLambdaARN": LAMBDA_ARN, "RotateImmediately": false}),
+        );
+        if let Err(e) = r {
+            self.events.push(TraceEvent::Note { text: format!("RotateSecret (test only) refused: {e}") });
+            return;
+        }
+        self.stats.test_rotations += 1;
+        self.invoke(Step::TestSecret, &token, 0, 0, None).await;
+        {
+            let mut m = self.infra.emulator.model().lock().expect("model lock");
+            let _ = m.end_test_rotation(&self.arn, &token);
+        }
+        let mut after = self.observe_and_check().await;
+        // The temporary version itself is deprecated now; everything else must be as before.
+        after.versions.retain(|v| v.id != token);
+        if let Some(m) = checker::changed_by_repeat(&before, &after) {
+            self.violate(Property::P1, format!("a test-only rotation left a trace: {m}"));
+        }
+    }
+
+    /// An application client reads AWSCURRENT and logs in.
+    async fn client_login(&mut self) {
+        self.stats.client_logins += 1;
+        let o = self.observe_and_check().await;
+        let text = match o.holder(AWSCURRENT) {
+            Some(v) if v.logs_in == Some(true) => "the client logs in with AWSCURRENT".to_string(),
+            Some(_) => "the client cannot log in with AWSCURRENT".to_string(),
+            None => "no AWSCURRENT to read".to_string(),
+        };
+        self.events.push(TraceEvent::Note { text });
+    }
+
+    async fn operator(&mut self, action: OperatorAction) {
+        self.stats.operator += 1;
+        self.operator_acted = true;
+        let o = self.observe().await;
+        let r = match action {
+            OperatorAction::RemovePending => match o.holder(AWSPENDING) {
+                Some(v) => self.service(
+                    Operation::UpdateSecretVersionStage,
+                    json!({"SecretId": self.arn, "VersionStage": AWSPENDING, "RemoveFromVersionId": v.id}),
+                ),
+                None => Ok(json!(null)),
+            },
+            OperatorAction::Cancel => self.service(Operation::CancelRotateSecret, json!({"SecretId": self.arn})),
+            OperatorAction::ManualPut => {
+                let current = o.holder(AWSCURRENT).and_then(|v| {
+                    let m = self.infra.emulator.model().lock().expect("model lock");
+                    m.secret(&self.arn)?.version(&v.id)?.value.clone()
+                });
+                match current.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
+                    Some(mut value) => {
+                        value["password"] = json!(self.random_text(20));
+                        self.service(Operation::PutSecretValue, json!({"SecretId": self.arn, "SecretString": value.to_string()}))
+                    }
+                    None => Ok(json!(null)),
+                }
+            }
+        };
+        if let Err(e) = r {
+            self.events.push(TraceEvent::Note { text: format!("the operator's call failed: {e}") });
+        }
+        self.observe_and_check().await;
+    }
+}
+
+enum OperatorAction {
+    RemovePending,
+    Cancel,
+    ManualPut,
+}
+
+/// `{"username": ..., "password": ...}` of a secret value.
+fn parse_credentials(value: &str) -> Option<Credentials> {
+    let v: serde_json::Value = serde_json::from_str(value).ok()?;
+    Some(Credentials { user: v.get("username")?.as_str()?.to_string(), password: v.get("password")?.as_str()?.to_string() })
+}
+
+fn describe(c: &Command) -> String {
+    match c {
+        Command::Rotate(r) => {
+            let mut s = "rotate".to_string();
+            if !r.password.forced.is_empty() {
+                let chars: Vec<String> = r.password.forced.iter().map(|(p, c)| format!("{c:?} at {p}")).collect();
+                s.push_str(&format!(", the new password has {}", chars.join(" and ")));
+            }
+            if let Some(n) = r.retries {
+                s.push_str(&format!(", {n} retries"));
+            }
+            s
+        }
+        Command::Deliver(d) => {
+            let which = match d.of {
+                Which::Latest => "the latest rotation",
+                Which::Earlier => "the rotation before it",
+            };
+            let copies = if d.copies > 1 { format!(" ({} concurrent copies)", d.copies) } else { String::new() };
+            format!("deliver {} of {which} again{copies}", d.step.name())
+        }
+        Command::TestRotation => "a test-only rotation (RotateImmediately=false)".into(),
+        Command::ClientLogin => "an application client logs in with AWSCURRENT".into(),
+        Command::RemovePending => "the operator removes AWSPENDING".into(),
+        Command::CancelRotation => "the operator cancels the rotation".into(),
+        Command::ManualPut => "the operator puts a new value by hand".into(),
+    }
+}
+
+fn fault_kind(f: &FaultSpec) -> &'static str {
+    match f {
+        FaultSpec::Crash { point: CrashPoint::ApiCallArrives { .. } } => "crash: API call arrives",
+        FaultSpec::Crash { point: CrashPoint::ApiCallAnswered { .. } } => "crash: API call answered",
+        FaultSpec::Crash { point: CrashPoint::DbConnectionClosed { .. } } => "crash: DB connection closed",
+        FaultSpec::DropResult => "result dropped",
+        FaultSpec::ApiError { .. } => "API error",
+        FaultSpec::ApiLost { .. } => "API response lost",
+        FaultSpec::DbRefuse => "DB refuse",
+        FaultSpec::DbCut { .. } => "DB cut mid-statement",
+        FaultSpec::DbBlackhole => "DB blackhole",
+    }
+}
+
+fn fault_text(f: &FaultSpec) -> String {
+    match f {
+        FaultSpec::Crash { point } => point.describe(),
+        FaultSpec::DropResult => "its result is dropped".into(),
+        FaultSpec::ApiError { nth, error } => format!("Secrets Manager call #{nth} fails with {error}"),
+        FaultSpec::ApiLost { nth } => format!("Secrets Manager call #{nth} is applied and its answer lost"),
+        FaultSpec::DbRefuse => "database connections refused".into(),
+        FaultSpec::DbCut { bytes } => format!("database connections cut after {bytes} bytes"),
+        FaultSpec::DbBlackhole => "database connections blackholed".into(),
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Success { .. } => "ok".into(),
+        Outcome::FunctionError { error_type, message } => format!("{error_type}: {}", first_line(message)),
+        Outcome::TimedOut => "timed out (unknown outcome)".into(),
+        Outcome::Killed { reason } => format!("{reason} (unknown outcome)"),
+        Outcome::ResultDropped { answered } => format!("result dropped (the function answered: {})", outcome_text(answered)),
+        Outcome::Crashed { detail } => format!("crashed: {}", first_line(detail)),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("");
+    if l.chars().count() > 160 { format!("{}...", l.chars().take(160).collect::<String>()) } else { l.to_string() }
+}
+
+fn call_text(c: &CallRecord) -> String {
+    let op = c.op.map(|o| o.name()).unwrap_or("?");
+    let stage = c.args.get("VersionStage").and_then(|v| v.as_str()).map(|s| format!("({s})")).unwrap_or_default();
+    match &c.outcome {
+        CallOutcome::Ok { .. } => format!("{op}{stage}"),
+        CallOutcome::Error { kind, injected, .. } => format!("{op}{stage} -> {kind}{}", if *injected { " (injected)" } else { "" }),
+        CallOutcome::Lost { how, applied } => format!("{op}{stage} -> {how}{}", if *applied { ", applied" } else { "" }),
+        CallOutcome::Rejected { kind, .. } => format!("{op} -> {kind}"),
+    }
+}
+
+fn username_class(name: &str) -> &'static str {
+    if !name.is_ascii() {
+        "multibyte"
+    } else if name.chars().any(|c| "\"' ;-".contains(c)) {
+        "quotes or spaces"
+    } else if name.len() > 30 {
+        "long"
+    } else if name.chars().any(|c| c.is_ascii_uppercase()) {
+        "mixed case"
+    } else {
+        "plain"
+    }
+}

@@ -1,0 +1,360 @@
+//! The runner: plays schedules against the real function, the emulator and the database, and
+//! records what happened. The expensive things are shared by every case of a run (the
+//! emulator, the database server, warm function processes); each case gets its own secret,
+//! database role, access keys and seeded randomness, so a case's result depends only on its
+//! schedule and seed, not on what runs beside it.
+//!
+//! Work is split over workers. A worker owns a function with two warm processes (for
+//! concurrent duplicate deliveries) and a fault proxy, and runs its cases one after another.
+
+pub mod case;
+pub mod trace;
+
+use crate::checker::{Property, Violation};
+use crate::database::proxy::FaultProxy;
+use crate::database::{self, Engine, Provider};
+use crate::emulator::{self, Emulator};
+use crate::function::process::LaunchSpec;
+use crate::function::python;
+use crate::function::runtime_api::{FunctionConfig, RuntimeApiFunction};
+use crate::function::{AwsEnvironment, Invoker, Step};
+use crate::function::crash::CrashPoint;
+use crate::model::{Model, ModelConfig, SystemClock};
+use crate::redact::Redactor;
+use crate::schedule::generate::{Limits, case_tree};
+use crate::schedule::{Command, FaultSpec, Rotation, Schedule, StepFault, Strategy};
+use rand::SeedableRng;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use trace::TraceEvent;
+
+/// How to run a function.
+#[derive(Clone, Debug)]
+pub enum FunctionSource {
+    /// A Python function directory (`lambda_function.lambda_handler` and requirements.txt).
+    Python {
+        #[allow(missing_docs)]
+        dir: PathBuf,
+        #[allow(missing_docs)]
+        handler: String,
+    },
+    /// Any runtime client, started as a process against the hosted Runtime API.
+    Process(LaunchSpec),
+}
+
+/// What a run is.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The database engine.
+    pub engine: Engine,
+    /// The function's user strategy.
+    pub strategy: Strategy,
+    /// The function.
+    pub function: FunctionSource,
+    /// Parallel workers.
+    pub workers: usize,
+    /// Whole-rotation retries after a failed step (UNCONFIRMED in the spec; default 3).
+    pub retries: u32,
+    /// The function's timeout per step.
+    pub step_timeout: Duration,
+    /// The function's own environment (the schedule's setup adds to it).
+    pub env: Vec<(String, String)>,
+    /// What generated cases may contain.
+    pub limits: Limits,
+}
+
+/// Errors of the runner itself (not of the function): one line that says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    #[allow(missing_docs)]
+    Database(#[from] database::DbError),
+    #[error("{0}")]
+    #[allow(missing_docs)]
+    Python(#[from] python::PythonError),
+    #[error("{0}")]
+    #[allow(missing_docs)]
+    Io(String),
+}
+
+/// What every case shares.
+pub struct Infra {
+    /// The emulator.
+    pub emulator: Arc<Emulator>,
+    /// Where it listens.
+    pub endpoint: emulator::Server,
+    /// The database server.
+    pub db: Arc<database::Server>,
+    /// The run's redactor.
+    pub redactor: Arc<Redactor>,
+}
+
+/// A worker: a function with two warm processes and a fault proxy.
+pub struct Worker {
+    /// Its number.
+    pub index: usize,
+    /// The function.
+    pub function: RuntimeApiFunction,
+    /// The access keys of its two processes.
+    pub keys: [String; 2],
+    /// The key the service and operator calls of its cases use.
+    pub service: String,
+    /// The proxy its functions reach the database through.
+    pub proxy: Arc<FaultProxy>,
+}
+
+/// How one case went.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    /// The case's index in the run.
+    pub index: u64,
+    /// Its seed.
+    pub seed: u64,
+    /// What it did.
+    pub schedule: Schedule,
+    /// What happened.
+    pub events: Vec<TraceEvent>,
+    /// What did not hold.
+    pub violations: Vec<Violation>,
+    /// Set when an operator command made the state unsafe.
+    pub operator_unsafe: Option<String>,
+    /// Set when the case could not be set up (an error of the harness).
+    pub setup_error: Option<String>,
+    /// Coverage.
+    pub stats: CaseStats,
+    /// Wall time.
+    #[serde(skip)]
+    pub duration: Duration,
+}
+
+impl CaseResult {
+    /// The first violated property.
+    pub fn first_violation(&self) -> Option<Property> {
+        self.violations.first().map(|v| v.property)
+    }
+
+    /// The numbered story.
+    pub fn story(&self) -> String {
+        trace::story(&self.events)
+    }
+}
+
+/// What a case exercised: the coverage statistics a run reports.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CaseStats {
+    /// Rotations started.
+    pub rotations: u32,
+    /// Rotations completed.
+    pub completed: u32,
+    /// Rotations whose retries were exhausted.
+    pub failed: u32,
+    /// RotateSecret calls refused because a previous rotation was incomplete.
+    pub refused: u32,
+    /// Step invocations.
+    pub steps: u32,
+    /// Kills, by step and crash point.
+    pub kills: BTreeMap<String, u32>,
+    /// Faults, by kind.
+    pub faults: BTreeMap<String, u32>,
+    /// Deliveries of steps again.
+    pub deliveries: u32,
+    /// Of which concurrent.
+    pub concurrent_deliveries: u32,
+    /// Test-only rotations.
+    pub test_rotations: u32,
+    /// Application client logins.
+    pub client_logins: u32,
+    /// Operator commands.
+    pub operator: u32,
+    /// Username classes tried.
+    pub usernames: BTreeMap<String, u32>,
+    /// Awkward characters forced into generated passwords.
+    pub forced_chars: BTreeMap<String, u32>,
+    /// Observations where a client following AWSCURRENT could not log in (single user: the
+    /// rotation's unavailability window).
+    pub unavailable_windows: u32,
+}
+
+impl CaseStats {
+    /// Adds another case's statistics.
+    pub fn add(&mut self, o: &CaseStats) {
+        self.rotations += o.rotations;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.refused += o.refused;
+        self.steps += o.steps;
+        self.deliveries += o.deliveries;
+        self.concurrent_deliveries += o.concurrent_deliveries;
+        self.test_rotations += o.test_rotations;
+        self.client_logins += o.client_logins;
+        self.operator += o.operator;
+        self.unavailable_windows += o.unavailable_windows;
+        for (dst, src) in [(&mut self.kills, &o.kills), (&mut self.faults, &o.faults), (&mut self.usernames, &o.usernames), (&mut self.forced_chars, &o.forced_chars)] {
+            for (k, v) in src {
+                *dst.entry(k.clone()).or_default() += v;
+            }
+        }
+    }
+}
+
+/// A run's shared infrastructure and workers.
+pub struct Runner {
+    config: Arc<RunConfig>,
+    infra: Arc<Infra>,
+    workers: Vec<Arc<Worker>>,
+}
+
+impl Runner {
+    /// Starts the emulator and the database server (once for the whole run), prepares the
+    /// function (its venv), and makes the workers. No function process starts yet.
+    pub async fn start(config: RunConfig, provider: &dyn Provider, run_seed: u64) -> Result<Runner, RunError> {
+        let launch = match &config.function {
+            FunctionSource::Python { dir, handler } => python::prepare(dir, handler)?,
+            FunctionSource::Process(l) => l.clone(),
+        };
+        let db = Arc::new(provider.start(config.engine).await?);
+        let redactor = Redactor::new();
+        let model = Model::new(ModelConfig::default(), Arc::new(SystemClock), Box::new(rand::rngs::StdRng::seed_from_u64(run_seed)));
+        let emulator = Emulator::new(model, redactor.clone());
+        let endpoint = emulator.serve("127.0.0.1:0".parse().expect("an address")).await.map_err(|e| RunError::Io(format!("cannot start the emulator: {e}")))?;
+        let upstream = format!("{}:{}", db.endpoint.host, db.endpoint.port);
+        let upstream = tokio::net::lookup_host(&upstream)
+            .await
+            .map_err(|e| RunError::Io(format!("cannot resolve the database at {upstream}: {e}")))?
+            .next()
+            .ok_or_else(|| RunError::Io(format!("the database address {upstream} resolves to nothing")))?;
+        let mut workers = Vec::new();
+        for w in 0..config.workers.max(1) {
+            let keys = [format!("AKIDRCW{w}A"), format!("AKIDRCW{w}B")];
+            let proxy = Arc::new(FaultProxy::start(upstream).await.map_err(|e| RunError::Io(format!("cannot start a fault proxy: {e}")))?);
+            let fc = FunctionConfig {
+                name: "rotcheck-subject".into(),
+                handler: match &config.function {
+                    FunctionSource::Python { handler, .. } => handler.clone(),
+                    FunctionSource::Process(_) => "bootstrap".into(),
+                },
+                memory_mb: 128,
+                timeout: config.step_timeout,
+                env: config.env.clone(),
+                aws: AwsEnvironment { endpoint: endpoint.endpoint(), region: "us-east-1".into(), access_key_id: keys[0].clone(), secret_access_key: "rotcheck".into() },
+                slot_keys: keys.to_vec(),
+            };
+            let function = RuntimeApiFunction::new(launch.clone(), fc, redactor.clone()).await.map_err(|e| RunError::Io(format!("cannot host the Runtime API: {e}")))?;
+            workers.push(Arc::new(Worker { index: w, function, keys, service: format!("rotcheck-service-w{w}"), proxy }));
+        }
+        Ok(Runner { config: Arc::new(config), infra: Arc::new(Infra { emulator, endpoint, db, redactor }), workers })
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+
+    /// The shared infrastructure.
+    pub fn infra(&self) -> &Arc<Infra> {
+        &self.infra
+    }
+
+    /// How many workers there are.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Runs one case on `worker`. The function's environment for the case is the run's plus
+    /// the schedule's setup, so a setup that changes it restarts the worker's processes.
+    pub async fn run_case(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule) -> CaseResult {
+        let w = &self.workers[worker];
+        w.function.set_env(self.case_env(schedule)).await;
+        case::Case::new(&self.config, &self.infra, w, index, seed).run(schedule, seed).await
+    }
+
+    fn case_env(&self, schedule: &Schedule) -> Vec<(String, String)> {
+        let mut env = self.config.env.clone();
+        env.extend(schedule.setup.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env
+    }
+
+    /// Shrinks a failing case: walks its value tree towards smaller schedules, keeping each
+    /// one that still violates the same property, within `max_iterations` replays and
+    /// `budget` of time.
+    pub async fn shrink(
+        &self,
+        worker: usize,
+        failing: CaseResult,
+        max_iterations: usize,
+        budget: Duration,
+        progress: &(dyn Fn(usize, &CaseResult) + Sync),
+    ) -> (CaseResult, usize) {
+        let deadline = std::time::Instant::now() + budget;
+        let Some(target) = failing.first_violation() else { return (failing, 0) };
+        let mut tree = case_tree(failing.seed, &self.config.limits);
+        let mut best = failing;
+        let mut iterations = 0;
+        if !tree.simplify() {
+            return (best, 0);
+        }
+        while iterations < max_iterations && std::time::Instant::now() < deadline {
+            iterations += 1;
+            let candidate = tree.current();
+            let r = self.run_case(worker, best.index, best.seed, &candidate).await;
+            if r.violations.iter().any(|v| v.property == target) {
+                best = r;
+                progress(iterations, &best);
+                if !tree.simplify() {
+                    break;
+                }
+            } else if !tree.complicate() {
+                break;
+            }
+        }
+        (best, iterations)
+    }
+
+    /// The systematic crash sweep: every crash point (each Secrets Manager call and each
+    /// database connection of each step, as counted in a clean rotation) in the first and in
+    /// the second rotation, each followed by the service's retries.
+    pub async fn sweep_schedules(&self) -> Vec<(String, Schedule)> {
+        // Count the calls and connections of each step in a clean rotation.
+        let clean = Schedule { setup: crate::schedule::Setup { username: "sweep_user".into(), ..Default::default() }, commands: vec![Command::Rotate(Rotation::default())] };
+        let r = self.run_case(0, u64::MAX, 1, &clean).await;
+        let mut counts: BTreeMap<Step, (usize, u64)> = BTreeMap::new();
+        for e in &r.events {
+            if let TraceEvent::Invoke { step, calls, connections, .. } = e {
+                *counts.entry(*step).or_default() = (calls.len(), *connections);
+            }
+        }
+        let mut out = Vec::new();
+        for rotations in [1usize, 2] {
+            for (step, (calls, connections)) in &counts {
+                let mut points = Vec::new();
+                for nth in 1..=*calls {
+                    points.push(CrashPoint::ApiCallArrives { nth });
+                    points.push(CrashPoint::ApiCallAnswered { nth });
+                }
+                for nth in 1..=*connections {
+                    points.push(CrashPoint::DbConnectionClosed { nth });
+                }
+                for point in points {
+                    let mut commands = vec![Command::Rotate(Rotation::default()); rotations - 1];
+                    commands.push(Command::Rotate(Rotation {
+                        faults: vec![StepFault { attempt: 1, step: *step, fault: FaultSpec::Crash { point } }],
+                        ..Default::default()
+                    }));
+                    let name = format!("rotation {rotations}, {} {}", step.name(), point.describe());
+                    out.push((name, Schedule { setup: crate::schedule::Setup { username: "sweep_user".into(), ..Default::default() }, commands }));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops every function process.
+    pub async fn shutdown(&self) {
+        for w in &self.workers {
+            w.function.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! `rotcheck check`: generated schedules against a rotation function, the properties after
+//! every step, the first failure shrunk to the shortest story and written as a scenario.
+
+use crate::UsageError;
+use indicatif::{ProgressBar, ProgressStyle};
+use rotcheck_harness::checker::Property;
+use rotcheck_harness::database::{self, Engine};
+use rotcheck_harness::runner::{CaseResult, CaseStats, FunctionSource, RunConfig, Runner};
+use rotcheck_harness::schedule::generate::{Limits, case_seed, case_tree};
+use rotcheck_harness::schedule::{AppliesTo, Expectation, FORMAT_VERSION, Scenario, Strategy};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Options of `rotcheck check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The rotation function: a directory with lambda_function.py and requirements.txt.
+    pub function: PathBuf,
+    /// The handler, as module.function.
+    #[arg(long, default_value = "lambda_function.lambda_handler")]
+    pub handler: String,
+    /// The database engine: postgres or mysql (MariaDB, MySQL).
+    #[arg(long, default_value = "postgres")]
+    pub engine: String,
+    /// How the function manages users: single-user or alternating-users.
+    #[arg(long, default_value = "single-user")]
+    pub strategy: String,
+    /// Where the database comes from: auto, docker, local, or an admin URL.
+    #[arg(long, default_value = "auto")]
+    pub db: String,
+    /// How many generated cases to run.
+    #[arg(long, default_value_t = 64)]
+    pub cases: u64,
+    /// The run's seed (printed when not given); the same seed gives the same cases.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Parallel workers (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Skip the systematic crash sweep.
+    #[arg(long)]
+    pub no_sweep: bool,
+    /// Whole-rotation retries after a failed step.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// The function's timeout per step, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// The function's environment, KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Where counterexamples are written.
+    #[arg(long, default_value = "rotcheck-counterexamples")]
+    pub out: PathBuf,
+    /// The most replays spent shrinking a failure.
+    #[arg(long, default_value_t = 100)]
+    pub max_shrink: usize,
+    /// The most seconds spent shrinking a failure.
+    #[arg(long, default_value_t = 90)]
+    pub shrink_time: u64,
+    /// Print the story of every case, not only of a failure.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// Parses the shared options into a run configuration.
+pub fn run_config(function: PathBuf, handler: &str, engine: &str, strategy: &str, workers: Option<usize>, retries: u32, timeout: u64, env: &[String]) -> Result<RunConfig, UsageError> {
+    let engine = Engine::parse(engine).map_err(|e| UsageError(e.to_string()))?;
+    let strategy = Strategy::parse(strategy)
+        .ok_or_else(|| UsageError(format!("unknown strategy {strategy:?}; use single-user or alternating-users")))?;
+    if !function.is_dir() {
+        return Err(UsageError(format!("{} is not a directory; pass the directory that holds the function's code", function.display())));
+    }
+    let env = env
+        .iter()
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| UsageError(format!("--env {kv:?} is not KEY=VALUE"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)).max(1);
+    Ok(RunConfig {
+        engine,
+        strategy,
+        function: FunctionSource::Python { dir: function, handler: handler.to_string() },
+        workers,
+        retries,
+        step_timeout: Duration::from_secs(timeout),
+        env,
+        limits: Limits { strategy, ..Limits::default() },
+    })
+}
+
+/// Starts the runner, turning setup errors into one line.
+pub async fn start(config: RunConfig, db: &str, seed: u64) -> Result<Runner, UsageError> {
+    let provider = database::provider_from_arg(db).map_err(|e| UsageError(e.to_string()))?;
+    Runner::start(config, provider.as_ref(), seed).await.map_err(|e| UsageError(e.to_string()))
+}
+
+pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
+    let config = run_config(args.function.clone(), &args.handler, &args.engine, &args.strategy, args.workers, args.retries, args.timeout, &args.env)?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let term = std::io::stderr().is_terminal();
+    println!(
+        "rotcheck check {} ({}, {}, seed {seed})",
+        args.function.display(),
+        config.engine.name(),
+        config.strategy.name()
+    );
+    let started = Instant::now();
+    let runner = Arc::new(start(config, &args.db, seed).await?);
+    let infra = runner.infra();
+    println!(
+        "  database: {} {:?} server ({}) ready in {:.1} s; {} workers",
+        infra.db.provider,
+        infra.db.flavor,
+        infra.db.endpoint,
+        infra.db.startup.as_secs_f64(),
+        runner.workers()
+    );
+    let mut stats = CaseStats::default();
+    let mut passed: BTreeMap<Property, u64> = BTreeMap::new();
+    let mut cases_run = 0u64;
+    let mut operator_unsafe = 0u64;
+
+    // 1. The systematic crash sweep.
+    let mut failure: Option<CaseResult> = None;
+    if !args.no_sweep {
+        let sweep = runner.sweep_schedules().await;
+        let bar = progress(term, sweep.len() as u64, "crash sweep");
+        let results = run_many(&runner, sweep.iter().enumerate().map(|(i, (_, s))| (1_000_000 + i as u64, case_seed(seed, 1_000_000 + i as u64), s.clone())).collect(), &bar).await;
+        bar.finish_and_clear();
+        for r in &results {
+            tally(r, &mut stats, &mut passed, &mut operator_unsafe);
+        }
+        cases_run += results.len() as u64;
+        failure = results.into_iter().find(|r| !r.violations.is_empty());
+        println!("  crash sweep: {} crash points in one and in two rotations", sweep.len());
+    }
+
+    // 2. Generated cases.
+    if failure.is_none() {
+        let limits = runner.config().limits.clone();
+        let cases: Vec<(u64, u64, _)> = (0..args.cases)
+            .map(|i| {
+                let s = case_seed(seed, i);
+                (i, s, case_tree(s, &limits).current())
+            })
+            .collect();
+        let bar = progress(term, cases.len() as u64, "cases");
+        let results = run_many(&runner, cases, &bar).await;
+        bar.finish_and_clear();
+        for r in &results {
+            tally(r, &mut stats, &mut passed, &mut operator_unsafe);
+            if args.verbose {
+                println!("--- case {} (seed {})\n{}", r.index, r.seed, r.story());
+            }
+        }
+        cases_run += results.len() as u64;
+        failure = results.into_iter().find(|r| !r.violations.is_empty());
+    }
+    if let Some(err) = stats_setup_error(&runner).await {
+        return Err(err);
+    }
+
+    // 3. A failure: shrink it, write it down, tell the story.
+    let code = if let Some(fail) = failure {
+        let property = fail.first_violation().expect("a failure has a violation");
+        println!("\nVIOLATION {} ({}) in case {} (seed {}); shrinking...", property.id(), property.title(), fail.index, fail.seed);
+        let original_len = fail.schedule.commands.len();
+        let bar = progress(term, args.max_shrink as u64, "shrinking");
+        let b = bar.clone();
+        let (shrunk, iterations) = if fail.index >= 1_000_000 {
+            (fail, 0)
+        } else {
+            runner.shrink(0, fail, args.max_shrink, Duration::from_secs(args.shrink_time), &move |i, _| b.set_position(i as u64)).await
+        };
+        bar.finish_and_clear();
+        println!(
+            "shrunk from {original_len} to {} commands in {iterations} replays:\n\n{}",
+            shrunk.schedule.commands.len(),
+            shrunk.story()
+        );
+        let path = write_counterexample(&args, &shrunk, property, seed)?;
+        println!("Counterexample: {}\n  replay it: rotcheck replay {}", path.display(), path.display());
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+
+    // 4. The summary.
+    summary(&passed, cases_run, &stats, operator_unsafe);
+    println!("Seed: {seed} (rerun with --seed {seed}); {} cases in {:.1} s", cases_run, started.elapsed().as_secs_f64());
+    runner.shutdown().await;
+    if code == ExitCode::SUCCESS && stats.completed == 0 {
+        return Err(UsageError("no rotation completed in the whole run, so nothing was checked".into()));
+    }
+    Ok(code)
+}
+
+async fn stats_setup_error(_runner: &Runner) -> Option<UsageError> {
+    None
+}
+
+fn progress(term: bool, len: u64, what: &str) -> ProgressBar {
+    if !term {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(ProgressStyle::with_template("  {prefix:12} [{bar:30}] {pos}/{len} {msg}").expect("a valid template").progress_chars("=> "));
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+/// Runs cases over the workers (case i on worker i mod N, in order), stopping early after the
+/// first failure; returns the results of every case that ran, by index.
+async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>, bar: &ProgressBar) -> Vec<CaseResult> {
+    let n = runner.workers();
+    let stop = Arc::new(AtomicBool::new(false));
+    let first_failure = Arc::new(AtomicU64::new(u64::MAX));
+    let cases = Arc::new(cases);
+    let mut tasks = Vec::new();
+    for w in 0..n {
+        let (runner, cases, stop, first_failure, bar) = (runner.clone(), cases.clone(), stop.clone(), first_failure.clone(), bar.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for (i, (index, seed, schedule)) in cases.iter().enumerate() {
+                if i % n != w {
+                    continue;
+                }
+                // Cases after a known failure need not run: the earliest failure is reported.
+                if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
+                    break;
+                }
+                let r = runner.run_case(w, *index, *seed, schedule).await;
+                if !r.violations.is_empty() || r.setup_error.is_some() {
+                    first_failure.fetch_min(*index, Ordering::SeqCst);
+                    stop.store(true, Ordering::SeqCst);
+                }
+                bar.inc(1);
+                if let Some(v) = r.violations.first() {
+                    bar.set_message(format!("{} found", v.property.id()));
+                }
+                out.push(r);
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    all.sort_by_key(|r| r.index);
+    // Only cases up to the first failure count, whatever the number of workers.
+    if let Some(pos) = all.iter().position(|r| !r.violations.is_empty()) {
+        all.truncate(pos + 1);
+    }
+    all
+}
+
+fn tally(r: &CaseResult, stats: &mut CaseStats, passed: &mut BTreeMap<Property, u64>, operator_unsafe: &mut u64) {
+    stats.add(&r.stats);
+    if r.operator_unsafe.is_some() {
+        *operator_unsafe += 1;
+    }
+    for p in Property::ALL {
+        if !r.violations.iter().any(|v| v.property == p) {
+            *passed.entry(p).or_default() += 1;
+        }
+    }
+}
+
+fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator_unsafe: u64) {
+    println!("\nProperties ({cases} cases)");
+    for p in Property::ALL {
+        let ok = passed.get(&p).copied().unwrap_or(0);
+        let verdict = if ok == cases { "ok".to_string() } else { format!("VIOLATED in {} case(s)", cases - ok) };
+        println!("  {:9} {:28} {verdict}", p.id(), p.title());
+    }
+    println!("Coverage");
+    println!(
+        "  rotations {} (completed {}, failed safely {}, refused {}), step invocations {}",
+        s.rotations, s.completed, s.failed, s.refused, s.steps
+    );
+    println!(
+        "  deliveries again {} ({} concurrent), test-only rotations {}, client logins {}, operator commands {} ({} made the state unsafe)",
+        s.deliveries, s.concurrent_deliveries, s.test_rotations, s.client_logins, s.operator, operator_unsafe
+    );
+    let kills: u32 = s.kills.values().sum();
+    println!("  kills {kills} at {} distinct crash points; faults {:?}", s.kills.len(), s.faults);
+    println!("  usernames {:?}; characters forced into passwords {:?}", s.usernames, s.forced_chars);
+    println!("  observations where AWSCURRENT did not log in (single-user window): {}", s.unavailable_windows);
+}
+
+fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, run_seed: u64) -> Result<PathBuf, UsageError> {
+    std::fs::create_dir_all(&args.out).map_err(|e| UsageError(format!("cannot create {}: {e}", args.out.display())))?;
+    let fname = args.function.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "function".into());
+    let path = args.out.join(format!("{fname}-{}-seed{run_seed}-case{}.yaml", property.id(), r.index));
+    let scenario = Scenario {
+        version: FORMAT_VERSION,
+        name: format!("{fname}: {} ({})", property.id(), property.title()),
+        description: r.violations.first().map(|v| v.message.clone()).unwrap_or_default(),
+        failure_modes: Vec::new(),
+        applies_to: AppliesTo { strategy: Strategy::parse(&args.strategy), engine: Engine::parse(&args.engine).ok() },
+        function: Some(args.function.display().to_string()),
+        seed: r.seed,
+        schedule: r.schedule.clone(),
+        expect: Expectation::violation(property.id()),
+    };
+    let text = format!("# Found by rotcheck check (run seed {run_seed}, case {}).\n# The story:\n{}{}", r.index, comment(&r.story()), scenario.to_yaml());
+    std::fs::write(&path, text).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn comment(s: &str) -> String {
+    s.lines().map(|l| format!("#   {l}\n")).collect()
+}
