@@ -17,7 +17,8 @@ done
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release --quiet --bin rotcheck
 out=$(mktemp -d)
-printf '%-30s %-9s %-6s %-9s %s\n' variant found case commands seconds
+missed=0
+printf '%-30s %-14s %-8s %-9s %s\n' variant found case commands seconds
 for v in "${variants[@]}"; do
 	args=(--db local --cases "$cases" --seed "$seed" --out "$out/$v")
 	case "$v" in
@@ -28,10 +29,11 @@ for v in "${variants[@]}"; do
 	"$target/release/rotcheck" check "fixtures/python/broken/$v" "${args[@]}" >"$out/$v.log" 2>&1
 	code=$?
 	secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
-	found=$(grep -oE '^VIOLATION [A-Za-z0-9]+' "$out/$v.log" | head -1 | cut -d' ' -f2)
+	found=$(grep -oE '^  (P[0-9]|contract) .* VIOLATED' "$out/$v.log" | awk '{print $1}' | paste -sd, -)
 	case_no=$(grep -oE 'in case [0-9]+' "$out/$v.log" | head -1 | cut -d' ' -f3)
 	shrunk=$(grep -oE 'to [0-9]+ commands' "$out/$v.log" | head -1 | cut -d' ' -f2)
-	[ "$code" = 1 ] || found="none(exit $code)"
-	printf '%-30s %-9s %-6s %-9s %s\n' "$v" "${found:--}" "${case_no:--}" "${shrunk:--}" "$secs"
+	[ "$code" = 1 ] || { found="none(exit $code)"; missed=1; }
+	printf '%-30s %-14s %-8s %-9s %s\n' "$v" "${found:--}" "${case_no:--}" "${shrunk:--}" "$secs"
 done
 echo "logs and counterexamples: $out"
+exit "$missed"

@@ -64,7 +64,9 @@ cargo --version
 cargo build --workspace --all-targets --locked
 
 say "cargo test"
-cargo test --workspace --locked "$@"
+# Snapshots are never accepted silently: a changed or missing one fails the run (review with
+# `cargo insta review`, or rerun with INSTA_UPDATE=always and read the git diff).
+INSTA_UPDATE=no cargo test --workspace --locked "$@"
 
 if [ "$#" -eq 0 ]; then
 	say "the lambda invoker (cargo feature, off by default)"

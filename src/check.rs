@@ -7,7 +7,8 @@ use rotcheck_harness::checker::Property;
 use rotcheck_harness::database::{self, Engine};
 use rotcheck_harness::runner::{CaseResult, CaseStats, FunctionSource, RunConfig, Runner};
 use rotcheck_harness::schedule::generate::{Limits, case_seed, case_tree};
-use rotcheck_harness::schedule::{AppliesTo, Expectation, FORMAT_VERSION, Scenario, Strategy};
+use rotcheck_harness::scenario::{AppliesTo, Expectation, FORMAT_VERSION, Scenario};
+use rotcheck_harness::schedule::Strategy;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -307,7 +308,8 @@ fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, ru
         function: Some(args.function.display().to_string()),
         seed: r.seed,
         schedule: r.schedule.clone(),
-        expect: Expectation::violation(property.id()),
+        expect: Expectation::violation(property),
+        catches: Vec::new(),
     };
     let text = format!("# Found by rotcheck check (run seed {run_seed}, case {}).\n# The story:\n{}{}", r.index, comment(&r.story()), scenario.to_yaml());
     std::fs::write(&path, text).map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
-mod replay;
+mod scenario;
 mod serve;
 
 /// Property-based conformance tests for AWS Secrets Manager rotation functions.
@@ -24,8 +24,10 @@ enum Command {
     /// Check a rotation function against generated schedules: retries, duplicates, crashes,
     /// faults, awkward usernames and passwords, rotation after rotation.
     Check(check::CheckArgs),
-    /// Replay a scenario file (a counterexample or a regression) once.
-    Replay(replay::ReplayArgs),
+    /// Replay a scenario file (a counterexample or a regression) once, with its story.
+    Replay(scenario::ReplayArgs),
+    /// Run scenario files and compare their traces with snapshots.
+    Scenario(scenario::ScenarioArgs),
     /// Run rotcheck's Secrets Manager emulator on its own, as a local Secrets Manager.
     Serve(serve::ServeArgs),
 }
@@ -55,7 +57,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args).await,
-            Command::Replay(args) => replay::run(args).await,
+            Command::Replay(args) => scenario::replay(args).await,
+            Command::Scenario(args) => scenario::run(args).await,
             Command::Serve(args) => serve::run(args).await,
         }
     });

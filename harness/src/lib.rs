@@ -4,6 +4,8 @@
 //! * [`emulator`]: Secrets Manager over HTTP, backed by the model;
 //! * [`function`]: running any rotation function (hosted Lambda Runtime API, HTTP, command);
 //! * [`database`]: real database servers (docker, local, url), roles, probes, a fault proxy;
+//! * [`schedule`], [`runner`], [`checker`]: what a case does, playing it, judging it;
+//! * [`scenario`]: scenario files (a schedule and what a person expects of it);
 //! * [`redact`]: the one place secret values become aliases before they leave the process.
 
 pub mod checker;
@@ -13,4 +15,5 @@ pub mod function;
 pub mod model;
 pub mod redact;
 pub mod runner;
+pub mod scenario;
 pub mod schedule;

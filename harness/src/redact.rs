@@ -116,6 +116,19 @@ impl Redactor {
         inner.automaton = None;
     }
 
+    /// Every registered password (each form, as registered), for audits that scan artifacts
+    /// for them: never print what this returns. Whole secret strings are left out (their
+    /// non-secret members, such as the engine name, would match everywhere).
+    pub fn audit_passwords(&self) -> Vec<String> {
+        let inner = self.inner.read().expect("redactor lock");
+        inner
+            .entries
+            .iter()
+            .filter(|(_, a, _)| !a.starts_with("<secret string"))
+            .map(|(n, _, _)| n.clone())
+            .collect()
+    }
+
     /// The alias of a registered value.
     pub fn alias_of(&self, needle: &str) -> Option<String> {
         let inner = self.inner.read().expect("redactor lock");

@@ -27,6 +27,7 @@ pub type Entropy = Box<dyn RngCore + Send>;
 /// Recipes are what schedules store (never the passwords), so that a password is an input that
 /// replays and shrinks, down to the one character that breaks a function (F08).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PasswordRecipe {
     /// `(position, character)`: applied when the position exists, the request's alphabet
     /// allows the character, and every required type is still present afterwards.

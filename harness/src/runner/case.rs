@@ -46,6 +46,10 @@ pub(super) struct Case<'a> {
     operator_acted: bool,
     /// Set while the service reattempts an incomplete rotation (its first run was faulted).
     refused_reattempt: bool,
+    /// Steps (per token) that ran with a fault, an unknown outcome, or success.
+    disturbed: BTreeSet<(String, Step)>,
+    /// The latest observation: the case's final state once it ends.
+    last_observed: Option<Observed>,
 }
 
 impl<'a> Case<'a> {
@@ -73,6 +77,8 @@ impl<'a> Case<'a> {
             command: 0,
             operator_acted: false,
             refused_reattempt: false,
+            disturbed: BTreeSet::new(),
+            last_observed: None,
         }
     }
 
@@ -104,7 +110,8 @@ impl<'a> Case<'a> {
         self.result(schedule, seed, started, None)
     }
 
-    fn result(self, schedule: &Schedule, seed: u64, started: Instant, setup_error: Option<String>) -> CaseResult {
+    fn result(mut self, schedule: &Schedule, seed: u64, started: Instant, setup_error: Option<String>) -> CaseResult {
+        self.normalize();
         CaseResult {
             index: self.index,
             seed,
@@ -114,7 +121,49 @@ impl<'a> Case<'a> {
             operator_unsafe: self.operator_unsafe,
             setup_error,
             stats: self.stats,
+            final_state: self.last_observed,
             duration: started.elapsed(),
+        }
+    }
+
+    /// Replaces what differs from run to run in the texts of the trace (version ids, the
+    /// secret's ARN and name, the case's tagged user and table names, which the function's own
+    /// messages quote) by stable aliases, so that a trace can be compared and snapshotted.
+    fn normalize(&mut self) {
+        let mut pairs: Vec<(String, String)> = self.aliases.iter().map(|(id, a)| (id.clone(), a.clone())).collect();
+        for id in &self.own_ids {
+            let what = if id.contains("/master") { "master secret" } else { "secret" };
+            let kind = if id.starts_with("arn:") { "arn" } else { "name" };
+            pairs.push((id.clone(), format!("<{what} {kind}>")));
+        }
+        for r in &self.roles {
+            let alias = if *r == self.username {
+                "<user>".to_string()
+            } else if r.starts_with("rotcheck_master") {
+                "<master user>".to_string()
+            } else {
+                continue;
+            };
+            pairs.push((r.clone(), alias));
+        }
+        for (i, t) in self.tables.iter().enumerate() {
+            pairs.push((t.clone(), format!("<table {}>", i + 1)));
+        }
+        pairs.retain(|(k, _)| !k.is_empty());
+        let Ok(ac) = aho_corasick::AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostLongest).build(pairs.iter().map(|(k, _)| k))
+        else {
+            return;
+        };
+        let to: Vec<&str> = pairs.iter().map(|(_, v)| v.as_str()).collect();
+        let fix = |t: &mut String| *t = ac.replace_all(t, &to);
+        for e in &mut self.events {
+            e.for_each_text(fix);
+        }
+        for v in &mut self.violations {
+            fix(&mut v.message);
+        }
+        if let Some(u) = &mut self.operator_unsafe {
+            fix(u);
         }
     }
 
@@ -290,7 +339,9 @@ impl<'a> Case<'a> {
                 logs_in,
             });
         }
-        Observed { versions: seen }
+        let o = Observed { versions: seen };
+        self.last_observed = Some(o.clone());
+        o
     }
 
     /// Observes, records the state, and checks what must hold at every instant.
@@ -379,6 +430,9 @@ impl<'a> Case<'a> {
         }
         let calls = self.infra.emulator.log().take(&key);
         self.record(step, token, attempt, slot, fault, &inv, &calls, connections);
+        if fault.is_some() || inv.outcome.is_unknown() || inv.outcome.is_success() {
+            self.disturbed.insert((token.to_string(), step));
+        }
         inv.outcome
     }
 
@@ -444,6 +498,13 @@ impl<'a> Case<'a> {
                 self.events.push(TraceEvent::Note { text: format!("RotateSecret: placeholder {} with AWSPENDING", self.alias(&token)) });
                 token
             }
+            Err(e) if e.contains("previous rotation isn't complete") && !self.rotation_enabled() => {
+                // Cancelled: the service does not reattempt; nothing runs until cleanup.
+                self.tokens.pop();
+                self.stats.refused += 1;
+                self.events.push(TraceEvent::Note { text: format!("RotateSecret refused ({e}); rotation is cancelled, so nothing runs") });
+                return;
+            }
             Err(e) if e.contains("previous rotation isn't complete") => {
                 // The service reattempts the incomplete rotation, with its token.
                 self.tokens.pop();
@@ -473,7 +534,9 @@ impl<'a> Case<'a> {
                 let fault = r.faults.iter().find(|f| f.attempt == attempt && f.step == step).map(|f| f.fault.clone());
                 let outcome = self.invoke(step, &token, attempt, 0, fault.as_ref()).await;
                 self.observe_and_check().await;
-                if !self.violations.is_empty() || self.operator_unsafe.is_some() {
+                // A violation ends the case after this command; the rotation still runs to its
+                // end, so that everything it breaks is reported.
+                if self.operator_unsafe.is_some() {
                     return;
                 }
                 if !outcome.is_success() {
@@ -489,17 +552,25 @@ impl<'a> Case<'a> {
         // earlier attempt was faulted, the retries do not converge (P2); if nothing was ever
         // faulted, the function does not work at all (P4).
         if !completed
-            && !self.operator_acted
             && let Some((step, outcome, false)) = &last_failure
         {
-            let faulted_before = !r.faults.is_empty() || self.refused_reattempt;
-            let (property, why) = if faulted_before {
+            // The failing step ran before in this rotation and succeeded, or was disturbed (a
+            // fault, an unknown outcome): its retry does not converge. Otherwise it never
+            // worked.
+            let disturbed_before = self.disturbed.contains(&(token.clone(), *step)) || self.refused_reattempt;
+            let (property, why) = if disturbed_before {
                 (Property::P2, "after a fault, the service's retries do not converge")
             } else {
                 (Property::P4, "the rotation failed with no fault at all")
             };
             self.violate(property, format!("{why}: the last attempt's {} answered {}", step.name(), outcome_text(outcome)));
-            return;
+            // And the rotation is stuck: AWSPENDING apart from AWSCURRENT blocks every later one.
+            let o = self.observe().await;
+            if let Some(p) = o.holder(AWSPENDING)
+                && !p.labels.iter().any(|l| l == AWSCURRENT)
+            {
+                self.violate(Property::P1, format!("the rotation is stuck: AWSPENDING is left on {} apart from AWSCURRENT ({})", p.alias, o.labels_text()));
+            }
         }
         if completed {
             self.finish_rotation(&token, old_current.as_deref(), before.versions.len()).await;
@@ -512,14 +583,14 @@ impl<'a> Case<'a> {
                 && v.logs_in == Some(false)
             {
                 let m = format!("the rotation failed and the database no longer accepts AWSCURRENT ({}): {}", v.alias, o.labels_text());
-                if self.operator_acted {
-                    self.operator_unsafe = Some(m.clone());
-                    self.events.push(TraceEvent::OperatorUnsafe { text: m });
-                } else {
-                    self.violate(Property::P3, m);
-                }
+                self.violate(Property::P3, m);
             }
         }
+    }
+
+    fn rotation_enabled(&self) -> bool {
+        let m = self.infra.emulator.model().lock().expect("model lock");
+        m.secret(&self.arn).is_some_and(|s| s.rotation.enabled == Some(true))
     }
 
     /// The service's bookkeeping after finishSecret succeeded, then the end-state checks.
@@ -602,10 +673,14 @@ impl<'a> Case<'a> {
             vec![self.invoke(d.step, &token, 0, 0, None).await]
         };
         let after = self.observe_and_check().await;
-        if had_succeeded && let Some(m) = checker::changed_by_repeat(&before, &after) {
+        let enabled = self.rotation_enabled();
+        if (had_succeeded || (is_current && !enabled)) && let Some(m) = checker::changed_by_repeat(&before, &after) {
             self.violate(Property::P2, format!("{} of {} delivered again after it succeeded: {m}", d.step.name(), self.alias(&token)));
         }
-        if is_current && !outcomes.iter().all(Outcome::is_success) {
+        // The contract checks RotationEnabled before the AWSCURRENT guard (spec 1.4 before 1.7):
+        // after CancelRotateSecret an error that changed nothing (checked above) is the
+        // expected answer.
+        if is_current && enabled && !outcomes.iter().all(Outcome::is_success) {
             self.violate(
                 Property::P2,
                 format!("{} of {} (already AWSCURRENT) must be a no-op returning success, got {}", d.step.name(), self.alias(&token), outcome_text(outcomes.iter().find(|o| !o.is_success()).expect("one failed"))),
@@ -670,7 +745,6 @@ impl<'a> Case<'a> {
 
     async fn operator(&mut self, action: OperatorAction) {
         self.stats.operator += 1;
-        self.operator_acted = true;
         let o = self.observe().await;
         let r = match action {
             OperatorAction::RemovePending => match o.holder(AWSPENDING) {
@@ -698,7 +772,11 @@ impl<'a> Case<'a> {
         if let Err(e) = r {
             self.events.push(TraceEvent::Note { text: format!("the operator's call failed: {e}") });
         }
+        // A lockout right after the operator's command is the operator's doing; what the
+        // function does from a safe state afterwards is the function's.
+        self.operator_acted = true;
         self.observe_and_check().await;
+        self.operator_acted = false;
     }
 }
 

@@ -125,6 +125,9 @@ pub struct CaseResult {
     pub setup_error: Option<String>,
     /// Coverage.
     pub stats: CaseStats,
+    /// The last observed state of the secret and the database (absent if the case never got
+    /// that far).
+    pub final_state: Option<crate::checker::Observed>,
     /// Wall time.
     #[serde(skip)]
     pub duration: Duration,

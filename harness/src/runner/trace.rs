@@ -62,6 +62,21 @@ pub enum TraceEvent {
 }
 
 impl TraceEvent {
+    /// Applies `f` to every text the event carries (normalisation, redaction).
+    pub fn for_each_text(&mut self, f: impl Fn(&mut String)) {
+        match self {
+            TraceEvent::Setup { username } => f(username),
+            TraceEvent::Command { text, .. } | TraceEvent::Note { text } | TraceEvent::OperatorUnsafe { text } => f(text),
+            TraceEvent::Invoke { fault, outcome, calls, .. } => {
+                fault.iter_mut().for_each(&f);
+                f(outcome);
+                calls.iter_mut().for_each(&f);
+            }
+            TraceEvent::State { labels } => f(labels),
+            TraceEvent::Violation(v) => f(&mut v.message),
+        }
+    }
+
     /// A state event from an observation.
     pub fn state(o: &Observed) -> TraceEvent {
         TraceEvent::State { labels: o.labels_text() }

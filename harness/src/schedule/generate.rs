@@ -168,7 +168,7 @@ pub fn command(operator: bool) -> BoxedStrategy<Command> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::{AppliesTo, Expectation, FORMAT_VERSION, Scenario};
+    use crate::scenario::{AppliesTo, Expectation, FORMAT_VERSION, Scenario};
 
     #[test]
     fn a_case_is_a_function_of_its_seed() {
@@ -210,6 +210,7 @@ mod tests {
                 seed: i,
                 schedule,
                 expect: Expectation::pass(),
+                catches: vec![],
             };
             assert_eq!(Scenario::from_yaml(&s.to_yaml()).unwrap(), s);
         }

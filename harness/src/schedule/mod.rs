@@ -5,11 +5,11 @@
 //!
 //! A schedule holds only what Secrets Manager and the world around it can do, never values:
 //! passwords are [recipes](PasswordRecipe) that the case's seeded source turns into values. Its
-//! YAML form, inside a [`Scenario`], is the scenario file format; generated schedules come
+//! YAML form, inside a [`Scenario`](crate::scenario::Scenario), is the scenario file format; generated schedules come
 //! from [`generate`].
 //!
 //! ```
-//! use rotcheck_harness::schedule::Scenario;
+//! use rotcheck_harness::scenario::Scenario;
 //! let yaml = r#"
 //! version: 1
 //! name: retry after a crash in setSecret
@@ -30,15 +30,11 @@
 
 pub mod generate;
 
-use crate::database::Engine;
 use crate::function::Step;
 use crate::function::crash::CrashPoint;
 use crate::model::PasswordRecipe;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-
-/// The version of the scenario format this rotcheck writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
 
 /// How the function manages database users.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -82,6 +78,7 @@ pub struct Schedule {
 
 /// The world before the first command.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Setup {
     /// The database user (the runner appends a case tag, within the engine's name limit).
     pub username: String,
@@ -98,6 +95,7 @@ pub struct Setup {
 
 /// Variations of the secret JSON that functions must accept.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecretShape {
     /// `"port": "5432"` instead of `5432`.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -134,6 +132,7 @@ pub enum Command {
 
 /// A service-driven rotation.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rotation {
     /// Faults attached to its steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -148,6 +147,7 @@ pub struct Rotation {
 
 /// A step delivered again.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// The step.
     pub step: Step,
@@ -172,6 +172,7 @@ pub enum Which {
 
 /// A fault attached to one step of one attempt of a rotation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StepFault {
     /// Which attempt (1 = the first try, 2 = the first retry, ...).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -216,124 +217,8 @@ pub enum FaultSpec {
     DbBlackhole,
 }
 
-/// A schedule with what a person expects of it: the scenario file format.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Scenario {
-    /// The format version ([`FORMAT_VERSION`]).
-    pub version: u32,
-    /// A short name.
-    pub name: String,
-    /// What the scenario shows.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
-    /// The failure modes of `failure-modes.md` it covers (F-ids).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failure_modes: Vec<String>,
-    /// Which functions it applies to.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub applies_to: AppliesTo,
-    /// The function it was found with or written for (a directory), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub function: Option<String>,
-    /// The case seed: initial password and tokens come from it.
-    #[serde(default)]
-    pub seed: u64,
-    /// The schedule.
-    #[serde(flatten)]
-    pub schedule: Schedule,
-    /// What should happen.
-    #[serde(default, skip_serializing_if = "is_unstated")]
-    pub expect: Expectation,
-}
-
-/// Which functions a scenario applies to (absent: all).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppliesTo {
-    #[allow(missing_docs)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<Strategy>,
-    #[allow(missing_docs)]
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<Engine>,
-}
-
-/// What a scenario expects: `pass`, `operator-unsafe`, or `{violation: P3}`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Expectation {
-    /// `pass` or `operator-unsafe`.
-    Outcome(Verdict),
-    /// This property (e.g. `P3`) is violated.
-    Violation {
-        #[allow(missing_docs)]
-        violation: String,
-    },
-    /// No expectation written: the same as `pass`.
-    #[default]
-    #[serde(skip)]
-    Unstated,
-}
-
-/// A verdict without a property.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// No property is violated.
-    Pass,
-    /// An operator command made the state unsafe.
-    OperatorUnsafe,
-}
-
-impl Expectation {
-    /// No violation expected.
-    pub fn pass() -> Expectation {
-        Expectation::Outcome(Verdict::Pass)
-    }
-
-    /// A violation of `property` expected.
-    pub fn violation(property: &str) -> Expectation {
-        Expectation::Violation { violation: property.into() }
-    }
-}
-
-/// Errors reading a scenario: one line that says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    #[error("not a rotcheck scenario: {0}")]
-    #[allow(missing_docs)]
-    Syntax(String),
-    #[error("the scenario has no `version:`; add `version: {FORMAT_VERSION}` at the top")]
-    #[allow(missing_docs)]
-    NoVersion,
-    #[error("the scenario is format version {0}, newer than this rotcheck reads ({FORMAT_VERSION}); upgrade rotcheck")]
-    #[allow(missing_docs)]
-    TooNew(u32),
-}
-
-impl Scenario {
-    /// Reads a scenario from YAML, checking its format version.
-    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
-        let raw: serde_norway::Value = serde_norway::from_str(text).map_err(|e| ScenarioError::Syntax(e.to_string()))?;
-        match raw.get("version").and_then(|v| v.as_u64()) {
-            None => return Err(ScenarioError::NoVersion),
-            Some(v) if v > FORMAT_VERSION as u64 => return Err(ScenarioError::TooNew(v as u32)),
-            Some(_) => {}
-        }
-        serde_norway::from_value(raw).map_err(|e| ScenarioError::Syntax(e.to_string()))
-    }
-
-    /// The YAML form.
-    pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(self).expect("scenarios serialize")
-    }
-}
-
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
-}
-
-fn is_unstated(e: &Expectation) -> bool {
-    *e == Expectation::Unstated
 }
 
 fn is_false(b: &bool) -> bool {
@@ -348,60 +233,3 @@ fn is_one(n: &u32) -> bool {
     *n == 1
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions_are_checked() {
-        assert!(matches!(Scenario::from_yaml("name: x\nseed: 1\nsetup: {username: u}\n"), Err(ScenarioError::NoVersion)));
-        assert!(matches!(Scenario::from_yaml("version: 9\nname: x\n"), Err(ScenarioError::TooNew(9))));
-        assert!(matches!(Scenario::from_yaml("version: 1\n: :\n"), Err(ScenarioError::Syntax(_))));
-        let e = Scenario::from_yaml("version: 1\nname: x\nsetup: {username: u}\ncommands: [{do: dance}]\n").unwrap_err();
-        assert!(e.to_string().contains("dance"), "{e}");
-    }
-
-    #[test]
-    fn every_command_round_trips() {
-        let s = Scenario {
-            version: FORMAT_VERSION,
-            name: "all".into(),
-            description: String::new(),
-            failure_modes: vec!["F02".into()],
-            applies_to: AppliesTo { strategy: Some(Strategy::SingleUser), engine: Some(Engine::Postgres) },
-            function: Some("fixtures/python/postgres-single-user".into()),
-            seed: 3,
-            schedule: Schedule {
-                setup: Setup {
-                    username: "App\"User".into(),
-                    password: PasswordRecipe { forced: vec![(2, '\'')] },
-                    env: BTreeMap::from([("EXCLUDE_CHARACTERS".into(), String::new())]),
-                    secret: SecretShape { port_as_string: true, omit_dbname: false, extra: BTreeMap::new() },
-                },
-                commands: vec![
-                    Command::Rotate(Rotation {
-                        faults: vec![
-                            StepFault { attempt: 1, step: Step::SetSecret, fault: FaultSpec::Crash { point: CrashPoint::ApiCallAnswered { nth: 2 } } },
-                            StepFault { attempt: 2, step: Step::CreateSecret, fault: FaultSpec::ApiLost { nth: 5 } },
-                            StepFault { attempt: 1, step: Step::TestSecret, fault: FaultSpec::DbCut { bytes: 30 } },
-                            StepFault { attempt: 1, step: Step::FinishSecret, fault: FaultSpec::ApiError { nth: 1, error: "ThrottlingException".into() } },
-                            StepFault { attempt: 1, step: Step::FinishSecret, fault: FaultSpec::DropResult },
-                        ],
-                        password: PasswordRecipe { forced: vec![(0, ':')] },
-                        retries: Some(1),
-                    }),
-                    Command::Deliver(Delivery { step: Step::FinishSecret, of: Which::Earlier, copies: 2 }),
-                    Command::TestRotation,
-                    Command::ClientLogin,
-                    Command::RemovePending,
-                    Command::CancelRotation,
-                    Command::ManualPut,
-                ],
-            },
-            expect: Expectation::violation("P3"),
-        };
-        let yaml = s.to_yaml();
-        assert_eq!(Scenario::from_yaml(&yaml).unwrap(), s, "{yaml}");
-        assert!(yaml.contains("do: rotate") && yaml.contains("violation: P3"), "{yaml}");
-    }
-}
