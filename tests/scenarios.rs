@@ -65,6 +65,9 @@ fn curated_scenarios_pass_against_the_correct_fixtures_and_match_their_snapshots
             }
         }
         ran += results.len();
+        let mut settings = insta::Settings::clone_current();
+        settings.set_omit_expression(true);
+        let _scope = settings.bind_to_scope();
         insta::glob!("../scenarios", "*.yaml", |path| {
             let s = Scenario::load(path).unwrap();
             let Some(r) = results.get(&path.canonicalize().unwrap()) else {

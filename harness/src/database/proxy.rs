@@ -102,6 +102,7 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream,
             mode: Mutex::new(ProxyMode::Pass),
+            hold_after: Mutex::new(None),
             state: Mutex::new(State::default()),
             open: watch::channel(0).0,
             events: broadcast::channel(EVENT_CAPACITY).0,
@@ -128,6 +129,15 @@ impl FaultProxy {
     /// Sets the mode of connections accepted from now on; open connections keep theirs.
     pub fn set_mode(&self, mode: ProxyMode) {
         *lock(&self.shared.mode) = mode;
+    }
+
+    /// Holds every connection after connection `id` (accepted, never forwarded, as in
+    /// [`ProxyMode::Blackhole`]); `None` ends the hold for connections accepted from now on.
+    /// A crash point "when connection n closes" sets it to n: the process is being killed,
+    /// and a connection it opens in the moment before the kill lands must not reach the server
+    /// (whether it would is a matter of scheduling, and a schedule must replay the same way).
+    pub fn hold_after(&self, id: Option<u64>) {
+        *lock(&self.shared.hold_after) = id;
     }
 
     /// Resets every open connection, both to the client and to the server: what the network
@@ -197,6 +207,7 @@ impl std::fmt::Debug for FaultProxy {
 struct Shared {
     upstream: SocketAddr,
     mode: Mutex<ProxyMode>,
+    hold_after: Mutex<Option<u64>>,
     state: Mutex<State>,
     /// The number of open connections, for `wait_until_idle`.
     open: watch::Sender<usize>,
@@ -322,8 +333,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             reset(&client);
             continue;
         };
-        let mode = *lock(&shared.mode);
         let id = guard.id;
+        let mode = match *lock(&shared.hold_after) {
+            Some(h) if id > h => ProxyMode::Blackhole,
+            _ => *lock(&shared.mode),
+        };
         tracing::debug!(id, ?mode, "fault proxy: connection opened");
         let task = tokio::spawn(run_connection(guard, client, mode));
         shared.attach(id, task.abort_handle());

@@ -116,6 +116,9 @@ impl Armed {
 
     fn stop(&mut self) {
         self.emulator.clear_hook(&self.caller);
+        if let Some(p) = &self.gate.proxy {
+            p.hold_after(None);
+        }
         if let Some(w) = self.watcher.take() {
             w.abort();
         }
@@ -140,6 +143,8 @@ pub fn arm(point: CrashPoint, kill: KillSwitch, emulator: &Arc<Emulator>, caller
             if let Some(p) = &proxy {
                 let mut events = p.subscribe();
                 let base = p.total_connections();
+                // Connections after the n-th are held: the kill decides, not the scheduler.
+                p.hold_after(Some(base + nth));
                 watcher = Some(tokio::spawn(async move {
                     while let Ok(e) = events.recv().await {
                         if let ProxyEvent::Closed { id, .. } = e

@@ -415,7 +415,12 @@ impl<'a> Case<'a> {
         }
         let connections_before = self.worker.proxy.total_connections();
         let inv = self.worker.function.invoke_in(slot, &event, options).await;
-        let connections = self.worker.proxy.total_connections() - connections_before;
+        let mut connections = self.worker.proxy.total_connections() - connections_before;
+        if let Some(FaultSpec::Crash { point: CrashPoint::DbConnectionClosed { nth } }) = fault {
+            // Connections after the n-th were held, never forwarded (FaultProxy::hold_after);
+            // whether the process opened one before the kill landed is not part of the story.
+            connections = connections.min(*nth);
+        }
         if let Some(a) = armed {
             a.disarm();
         }
