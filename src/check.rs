@@ -5,6 +5,7 @@ use crate::UsageError;
 use indicatif::{ProgressBar, ProgressStyle};
 use rotcheck_harness::checker::Property;
 use rotcheck_harness::database::{self, Engine};
+use rotcheck_harness::report;
 use rotcheck_harness::runner::{CaseResult, CaseStats, FunctionSource, RunConfig, Runner};
 use rotcheck_harness::schedule::generate::{Limits, case_seed, case_tree};
 use rotcheck_harness::scenario::{AppliesTo, Expectation, FORMAT_VERSION, Scenario};
@@ -67,6 +68,56 @@ pub struct CheckArgs {
     /// Print the story of every case, not only of a failure.
     #[arg(long)]
     pub verbose: bool,
+    /// Check only these properties (comma-separated: P1,P3,contract).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub only: Vec<String>,
+    /// Do not check these properties (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub skip: Vec<String>,
+    /// Run shard i of n (1-based, e.g. 2/4): cases and crash points whose index is i-1 mod n,
+    /// so that n CI jobs with the same seed split one run between them.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// A short smoke run: 8 generated cases, no crash sweep, at most 20 shrinking replays.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write the report as JSON (schema: docs/report.schema.json).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the report as JUnit XML (one test case per property).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the report as Markdown (for a CI job summary such as $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+}
+
+/// Which properties a run checks, from --only and --skip.
+fn enabled_properties(only: &[String], skip: &[String]) -> Result<Vec<Property>, UsageError> {
+    let parse = |ids: &[String]| -> Result<Vec<Property>, UsageError> {
+        ids.iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Property::parse(s.trim()).ok_or_else(|| UsageError(format!("unknown property {s:?}; use P1..P8 or contract"))))
+            .collect()
+    };
+    let only = parse(only)?;
+    let skip = parse(skip)?;
+    let on: Vec<Property> = Property::ALL.into_iter().filter(|p| (only.is_empty() || only.contains(p)) && !skip.contains(p)).collect();
+    if on.is_empty() {
+        return Err(UsageError("--only and --skip leave no property to check".into()));
+    }
+    Ok(on)
+}
+
+/// Parses `i/n` (1 <= i <= n).
+fn parse_shard(s: &str) -> Result<(u64, u64), UsageError> {
+    let bad = || UsageError(format!("--shard {s:?} is not i/n with 1 <= i <= n (e.g. 1/4)"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// Parses the shared options into a run configuration.
@@ -100,9 +151,20 @@ pub async fn start(config: RunConfig, db: &str, seed: u64) -> Result<Runner, Usa
     Runner::start(config, provider.as_ref(), seed).await.map_err(|e| UsageError(e.to_string()))
 }
 
-pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
+pub async fn run(mut args: CheckArgs) -> Result<ExitCode, UsageError> {
     let config = run_config(args.function.clone(), &args.handler, &args.engine, &args.strategy, args.workers, args.retries, args.timeout, &args.env)?;
+    let enabled = enabled_properties(&args.only, &args.skip)?;
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if args.quick {
+        args.cases = args.cases.min(8);
+        args.no_sweep = true;
+        args.max_shrink = args.max_shrink.min(20);
+    }
+    for f in [&args.json, &args.junit, &args.markdown].into_iter().flatten() {
+        check_writable(f)?;
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
+    let in_shard = |i: u64| shard.is_none_or(|(k, n)| i % n == k - 1);
     let term = std::io::stderr().is_terminal();
     println!(
         "rotcheck check {} ({}, {}, seed {seed})",
@@ -131,7 +193,9 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
     if !args.no_sweep {
         let sweep = runner.sweep_schedules().await;
         let bar = progress(term, sweep.len() as u64, "crash sweep");
-        let results = run_many(&runner, sweep.iter().enumerate().map(|(i, (_, s))| (1_000_000 + i as u64, case_seed(seed, 1_000_000 + i as u64), s.clone())).collect(), &bar).await;
+        let todo: Vec<_> = sweep.iter().enumerate().filter(|(i, _)| in_shard(*i as u64)).map(|(i, (_, s))| (1_000_000 + i as u64, case_seed(seed, 1_000_000 + i as u64), s.clone())).collect();
+        bar.set_length(todo.len() as u64);
+        let results = run_many(&runner, todo, &bar, &enabled).await;
         bar.finish_and_clear();
         for r in &results {
             tally(r, &mut stats, &mut passed, &mut operator_unsafe);
@@ -145,13 +209,14 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
     if failure.is_none() {
         let limits = runner.config().limits.clone();
         let cases: Vec<(u64, u64, _)> = (0..args.cases)
+            .filter(|&i| in_shard(i))
             .map(|i| {
                 let s = case_seed(seed, i);
                 (i, s, case_tree(s, &limits).current())
             })
             .collect();
         let bar = progress(term, cases.len() as u64, "cases");
-        let results = run_many(&runner, cases, &bar).await;
+        let results = run_many(&runner, cases, &bar, &enabled).await;
         bar.finish_and_clear();
         for r in &results {
             tally(r, &mut stats, &mut passed, &mut operator_unsafe);
@@ -167,6 +232,7 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
     }
 
     // 3. A failure: shrink it, write it down, tell the story.
+    let mut report_failure = None;
     let code = if let Some(fail) = failure {
         let property = fail.first_violation().expect("a failure has a violation");
         println!("\nVIOLATION {} ({}) in case {} (seed {}); shrinking...", property.id(), property.title(), fail.index, fail.seed);
@@ -186,15 +252,49 @@ pub async fn run(args: CheckArgs) -> Result<ExitCode, UsageError> {
         );
         let path = write_counterexample(&args, &shrunk, property, seed)?;
         println!("Counterexample: {}\n  replay it: rotcheck replay {}", path.display(), path.display());
+        let mut violated: Vec<String> = shrunk.violations.iter().map(|v| v.property.id().to_string()).collect();
+        violated.dedup();
+        report_failure = Some(report::Failure {
+            property: property.id().into(),
+            violated,
+            case: shrunk.index,
+            case_seed: shrunk.seed,
+            commands_before_shrinking: original_len,
+            commands: shrunk.schedule.commands.len(),
+            message: shrunk.violations.first().map(|v| v.message.clone()).unwrap_or_default(),
+            story: shrunk.story(),
+            counterexample: Some(path.display().to_string()),
+        });
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     };
 
-    // 4. The summary.
-    summary(&passed, cases_run, &stats, operator_unsafe);
+    // 4. The summary and the reports.
+    summary(&passed, cases_run, &stats, operator_unsafe, &enabled);
     println!("Seed: {seed} (rerun with --seed {seed}); {} cases in {:.1} s", cases_run, started.elapsed().as_secs_f64());
     runner.shutdown().await;
+    let r = report::RunReport {
+        report_version: report::REPORT_VERSION,
+        rotcheck_version: env!("CARGO_PKG_VERSION").into(),
+        function: args.function.display().to_string(),
+        engine: args.engine.clone(),
+        strategy: args.strategy.clone(),
+        seed,
+        shard: args.shard.clone(),
+        cases: cases_run,
+        seconds: started.elapsed().as_secs_f64(),
+        verdict: if code == ExitCode::SUCCESS { "pass" } else { "fail" }.into(),
+        properties: report::property_results(&passed, cases_run, &|p| enabled.contains(&p)),
+        operator_unsafe_cases: operator_unsafe,
+        coverage: stats.clone(),
+        failure: report_failure,
+    };
+    for (file, text) in [(&args.json, r.to_json()), (&args.junit, r.to_junit()), (&args.markdown, r.to_markdown())] {
+        if let Some(f) = file {
+            std::fs::write(f, text).map_err(|e| UsageError(format!("cannot write {}: {e}", f.display())))?;
+        }
+    }
     if code == ExitCode::SUCCESS && stats.completed == 0 {
         return Err(UsageError("no rotation completed in the whole run, so nothing was checked".into()));
     }
@@ -217,7 +317,7 @@ fn progress(term: bool, len: u64, what: &str) -> ProgressBar {
 
 /// Runs cases over the workers (case i on worker i mod N, in order), stopping early after the
 /// first failure; returns the results of every case that ran, by index.
-async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>, bar: &ProgressBar) -> Vec<CaseResult> {
+async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>, bar: &ProgressBar, enabled: &[Property]) -> Vec<CaseResult> {
     let n = runner.workers();
     let stop = Arc::new(AtomicBool::new(false));
     let first_failure = Arc::new(AtomicU64::new(u64::MAX));
@@ -225,6 +325,7 @@ async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::
     let mut tasks = Vec::new();
     for w in 0..n {
         let (runner, cases, stop, first_failure, bar) = (runner.clone(), cases.clone(), stop.clone(), first_failure.clone(), bar.clone());
+        let enabled = enabled.to_vec();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for (i, (index, seed, schedule)) in cases.iter().enumerate() {
@@ -235,7 +336,9 @@ async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::
                 if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
                     break;
                 }
-                let r = runner.run_case(w, *index, *seed, schedule).await;
+                let mut r = runner.run_case(w, *index, *seed, schedule).await;
+                // Properties turned off are not judged (their violations are dropped here).
+                r.violations.retain(|v| enabled.contains(&v.property));
                 if !r.violations.is_empty() || r.setup_error.is_some() {
                     first_failure.fetch_min(*index, Ordering::SeqCst);
                     stop.store(true, Ordering::SeqCst);
@@ -273,11 +376,17 @@ fn tally(r: &CaseResult, stats: &mut CaseStats, passed: &mut BTreeMap<Property, 
     }
 }
 
-fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator_unsafe: u64) {
+fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator_unsafe: u64, enabled: &[Property]) {
     println!("\nProperties ({cases} cases)");
     for p in Property::ALL {
         let ok = passed.get(&p).copied().unwrap_or(0);
-        let verdict = if ok == cases { "ok".to_string() } else { format!("VIOLATED in {} case(s)", cases - ok) };
+        let verdict = if !enabled.contains(&p) {
+            "skipped".to_string()
+        } else if ok == cases {
+            "ok".to_string()
+        } else {
+            format!("VIOLATED in {} case(s)", cases - ok)
+        };
         println!("  {:9} {:28} {verdict}", p.id(), p.title());
     }
     println!("Coverage");
@@ -318,4 +427,13 @@ fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, ru
 
 fn comment(s: &str) -> String {
     s.lines().map(|l| format!("#   {l}\n")).collect()
+}
+
+/// Fails early (before any case runs) when a report file cannot be written.
+fn check_writable(f: &std::path::Path) -> Result<(), UsageError> {
+    let dir = f.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    if !dir.is_dir() {
+        return Err(UsageError(format!("cannot write {}: the directory {} does not exist", f.display(), dir.display())));
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! * [`database`]: real database servers (docker, local, url), roles, probes, a fault proxy;
 //! * [`schedule`], [`runner`], [`checker`]: what a case does, playing it, judging it;
 //! * [`scenario`]: scenario files (a schedule and what a person expects of it);
+//! * [`report`]: JSON, JUnit XML and Markdown reports of a run;
 //! * [`redact`]: the one place secret values become aliases before they leave the process.
 
 pub mod checker;
@@ -14,6 +15,7 @@ pub mod emulator;
 pub mod function;
 pub mod model;
 pub mod redact;
+pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod schedule;
