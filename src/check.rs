@@ -2,6 +2,7 @@
 //! every step, the first failure shrunk to the shortest story and written as a scenario.
 
 use crate::UsageError;
+use crate::config;
 use indicatif::{ProgressBar, ProgressStyle};
 use rotcheck_harness::checker::Property;
 use rotcheck_harness::database::{self, Engine};
@@ -21,8 +22,16 @@ use std::time::{Duration, Instant};
 /// Options of `rotcheck check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The rotation function: a directory with lambda_function.py and requirements.txt.
-    pub function: PathBuf,
+    /// The rotation function: a directory with lambda_function.py and requirements.txt
+    /// (default: `function.dir` of rotcheck.toml).
+    pub function: Option<PathBuf>,
+    /// The configuration file (default: rotcheck.toml in the function's directory, or in the
+    /// current one when no function is named). Flags win over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The most commands after a case's first rotation.
+    #[arg(long, default_value_t = 5)]
+    pub max_commands: usize,
     /// The handler, as module.function.
     #[arg(long, default_value = "lambda_function.lambda_handler")]
     pub handler: String,
@@ -151,8 +160,61 @@ pub async fn start(config: RunConfig, db: &str, seed: u64) -> Result<Runner, Usa
     Runner::start(config, provider.as_ref(), seed).await.map_err(|e| UsageError(e.to_string()))
 }
 
-pub async fn run(mut args: CheckArgs) -> Result<ExitCode, UsageError> {
-    let config = run_config(args.function.clone(), &args.handler, &args.engine, &args.strategy, args.workers, args.retries, args.timeout, &args.env)?;
+/// Fills what the command line left at its default from rotcheck.toml, if there is one;
+/// returns the function's directory.
+fn resolve(args: &mut CheckArgs, m: &clap::ArgMatches) -> Result<PathBuf, UsageError> {
+    let given = |id: &str| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let Some(file) = config::find(args.config.as_deref(), args.function.as_deref()) else {
+        return args.function.clone().ok_or_else(|| {
+            UsageError("name the function's directory (rotcheck check <DIR>), or write a rotcheck.toml for it (rotcheck init <DIR>)".into())
+        });
+    };
+    let c = config::Config::load(&file)?;
+    let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let function = match &args.function {
+        Some(f) => f.clone(),
+        None => base.join(c.function.dir.clone().unwrap_or_else(|| PathBuf::from("."))),
+    };
+    macro_rules! take {
+        ($id:literal, $field:expr, $value:expr) => {
+            if !given($id)
+                && let Some(v) = $value
+            {
+                $field = v;
+            }
+        };
+    }
+    take!("handler", args.handler, c.function.handler.clone());
+    take!("timeout", args.timeout, c.function.timeout);
+    take!("engine", args.engine, c.secret.engine.clone());
+    take!("strategy", args.strategy, c.secret.strategy.clone());
+    take!("db", args.db, c.db());
+    take!("retries", args.retries, c.check.retries);
+    take!("only", args.only, c.check.only.clone());
+    take!("skip", args.skip, c.check.skip.clone());
+    take!("cases", args.cases, c.budget.cases);
+    take!("max_commands", args.max_commands, c.budget.max_commands);
+    take!("max_shrink", args.max_shrink, c.budget.max_shrink);
+    take!("shrink_time", args.shrink_time, c.budget.shrink_time);
+    if args.workers.is_none() {
+        args.workers = c.budget.workers;
+    }
+    if !given("no_sweep") && c.check.sweep == Some(false) {
+        args.no_sweep = true;
+    }
+    // The file's environment first: a --env flag for the same key comes later and wins.
+    let mut env: Vec<String> = c.function.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.append(&mut args.env);
+    args.env = env;
+    println!("  configuration: {}", file.display());
+    Ok(function)
+}
+
+pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<ExitCode, UsageError> {
+    let function = resolve(&mut args, matches)?;
+    args.function = Some(function.clone());
+    let mut config = run_config(function.clone(), &args.handler, &args.engine, &args.strategy, args.workers, args.retries, args.timeout, &args.env)?;
+    config.limits.max_commands = args.max_commands;
     let enabled = enabled_properties(&args.only, &args.skip)?;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     if args.quick {
@@ -168,7 +230,7 @@ pub async fn run(mut args: CheckArgs) -> Result<ExitCode, UsageError> {
     let term = std::io::stderr().is_terminal();
     println!(
         "rotcheck check {} ({}, {}, seed {seed})",
-        args.function.display(),
+        function.display(),
         config.engine.name(),
         config.strategy.name()
     );
@@ -277,7 +339,7 @@ pub async fn run(mut args: CheckArgs) -> Result<ExitCode, UsageError> {
     let r = report::RunReport {
         report_version: report::REPORT_VERSION,
         rotcheck_version: env!("CARGO_PKG_VERSION").into(),
-        function: args.function.display().to_string(),
+        function: function.display().to_string(),
         engine: args.engine.clone(),
         strategy: args.strategy.clone(),
         seed,
@@ -406,7 +468,8 @@ fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator
 
 fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, run_seed: u64) -> Result<PathBuf, UsageError> {
     std::fs::create_dir_all(&args.out).map_err(|e| UsageError(format!("cannot create {}: {e}", args.out.display())))?;
-    let fname = args.function.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "function".into());
+    let function = args.function.clone().unwrap_or_default();
+    let fname = function.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "function".into());
     let path = args.out.join(format!("{fname}-{}-seed{run_seed}-case{}.yaml", property.id(), r.index));
     let scenario = Scenario {
         version: FORMAT_VERSION,
@@ -414,7 +477,7 @@ fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, ru
         description: r.violations.first().map(|v| v.message.clone()).unwrap_or_default(),
         failure_modes: Vec::new(),
         applies_to: AppliesTo { strategy: Strategy::parse(&args.strategy), engine: Engine::parse(&args.engine).ok() },
-        function: Some(args.function.display().to_string()),
+        function: Some(function.display().to_string()),
         seed: r.seed,
         schedule: r.schedule.clone(),
         expect: Expectation::violation(property),

@@ -4,10 +4,13 @@
 //! test, 2 when rotcheck itself could not run (bad input, missing tools); the last is always
 //! one line on stderr that says what to do.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod check;
+mod config;
+mod doctor;
+mod init;
 mod scenario;
 mod serve;
 
@@ -30,6 +33,10 @@ enum Command {
     Scenario(scenario::ScenarioArgs),
     /// Run rotcheck's Secrets Manager emulator on its own, as a local Secrets Manager.
     Serve(serve::ServeArgs),
+    /// Write a commented rotcheck.toml for a function (detects runtime, handler, engine).
+    Init(init::InitArgs),
+    /// Check what rotcheck needs on this machine and say how to fix what is missing.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// An error of rotcheck itself (not of the function under test): printed as one line, exit 2.
@@ -43,7 +50,12 @@ impl std::fmt::Display for UsageError {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let sub = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ROTCHECK_LOG").unwrap_or_else(|_| "warn".into()),
@@ -56,10 +68,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Check(args) => check::run(args).await,
+            Command::Check(args) => check::run(args, &sub).await,
             Command::Replay(args) => scenario::replay(args).await,
             Command::Scenario(args) => scenario::run(args).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Init(args) => init::run(args),
+            Command::Doctor(args) => doctor::run(args).await,
         }
     });
     match result {

@@ -205,6 +205,31 @@ async fn wait_for_login(s: &Server) -> Result<(), DbError> {
     }
 }
 
+/// Whether a Docker engine answers (within 5 s), and which of the database images it has:
+/// for `rotcheck doctor`. The error is one line saying what failed.
+pub async fn engine_status() -> Result<Vec<String>, String> {
+    use bollard::query_parameters::ListImagesOptionsBuilder;
+    let docker = bollard::Docker::connect_with_defaults().map_err(|e| format!("no Docker client: {e}"))?;
+    match tokio::time::timeout(Duration::from_secs(5), docker.ping()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(format!("the Docker engine does not answer: {e}")),
+        Err(_) => return Err("the Docker engine did not answer within 5 s".into()),
+    }
+    let images = tokio::time::timeout(Duration::from_secs(5), docker.list_images(Some(ListImagesOptionsBuilder::default().build())))
+        .await
+        .map_err(|_| "listing images timed out".to_string())?
+        .map_err(|e| format!("cannot list images: {e}"))?;
+    let mut wanted = Vec::new();
+    for engine in [Engine::Postgres, Engine::Mysql] {
+        for name in default_images(engine) {
+            if images.iter().any(|i| i.repo_tags.iter().any(|t| t == name)) {
+                wanted.push(name.to_string());
+            }
+        }
+    }
+    Ok(wanted)
+}
+
 /// Removes containers that a rotcheck process on this machine started and that outlived it
 /// (after a SIGKILL). Best effort: returns how many it removed.
 pub async fn sweep_stale_containers() -> usize {

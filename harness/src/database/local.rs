@@ -193,6 +193,16 @@ impl LocalProvider {
     }
 }
 
+/// Where the server binaries of `engine` are, or what to install: for `rotcheck doctor`.
+pub fn server_binaries(engine: Engine) -> Result<PathBuf, DbError> {
+    match engine {
+        Engine::Postgres => LocalProvider::default().pg_bin_dir(),
+        Engine::Mysql => which("mariadbd").or_else(|| which("mysqld")).filter(|_| which("mariadb-install-db").or_else(|| which("mysql_install_db")).is_some()).ok_or_else(|| {
+            DbError::BinariesMissing("MariaDB server binaries (mariadb-install-db, mariadbd) were not found; install them (apt-get install mariadb-server)".into())
+        }),
+    }
+}
+
 fn spawn_mariadb() -> Result<Running, DbError> {
     let missing = || {
         DbError::BinariesMissing(
