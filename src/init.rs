@@ -94,6 +94,7 @@ mod tests {
         let d = detect(&fixture("mysql-single-user")).unwrap();
         assert_eq!((d.engine.as_str(), d.strategy.as_str()), ("mysql", "single-user"));
         assert!(detect(&fixture("nope")).is_err());
-        assert!(detect(&fixture("")).unwrap_err().0.contains("no Python file"));
+        assert!(detect(&fixture("broken")).unwrap_err().0.contains("no Python file"));
+        assert!(detect(&fixture("")).unwrap_err().0.contains("lambda_handler"));
     }
 }
