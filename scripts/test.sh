@@ -15,7 +15,8 @@
 #     $ROTCHECK_TEST_VENV (default: <target dir>/test-venv); the fixtures' venvs go to
 #     $ROTCHECK_CACHE_DIR (default: <target dir>/rotcheck-cache)
 # Then it builds the workspace, runs every test, and drives the Python fixtures through full
-# rotations against real servers (fixtures/python/tests/run.sh).
+# rotations against real servers (fixtures/python/tests/run.sh), and runs the README quickstart
+# as a new user would (scripts/quickstart-test.sh).
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -76,4 +77,9 @@ fi
 if [ "$#" -eq 0 ]; then
 	say "fixture drives (every Python fixture through full rotations, real servers)"
 	VENVS="$ROTCHECK_CACHE_DIR/fixture-venvs" fixtures/python/tests/run.sh
+fi
+
+if [ "$#" -eq 0 ]; then
+	say "the README quickstart, verbatim, as a new user (clean clone, empty HOME, no Docker)"
+	scripts/quickstart-test.sh
 fi
