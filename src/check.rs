@@ -252,6 +252,7 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
 
     // 1. The systematic crash sweep.
     let mut failure: Option<CaseResult> = None;
+    let mut setup_failure: Option<UsageError> = None;
     if !args.no_sweep {
         let sweep = runner.sweep_schedules().await;
         let bar = progress(term, sweep.len() as u64, "crash sweep");
@@ -263,6 +264,7 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
             tally(r, &mut stats, &mut passed, &mut operator_unsafe);
         }
         cases_run += results.len() as u64;
+        setup_failure = setup_failure.or(setup_error(&results));
         failure = results.into_iter().find(|r| !r.violations.is_empty());
         println!("  crash sweep: {} crash points in one and in two rotations", sweep.len());
     }
@@ -287,9 +289,11 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
             }
         }
         cases_run += results.len() as u64;
+        setup_failure = setup_failure.or(setup_error(&results));
         failure = results.into_iter().find(|r| !r.violations.is_empty());
     }
-    if let Some(err) = stats_setup_error(&runner).await {
+    if let Some(err) = setup_failure {
+        runner.shutdown().await;
         return Err(err);
     }
 
@@ -363,8 +367,13 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
     Ok(code)
 }
 
-async fn stats_setup_error(_runner: &Runner) -> Option<UsageError> {
-    None
+/// A case that could not even be set up (a role the server refused, a secret the emulator
+/// refused) is an error of rotcheck or of the machine, not a verdict: it ends the run with
+/// exit 2 rather than leaving the cases after it unrun.
+fn setup_error(results: &[CaseResult]) -> Option<UsageError> {
+    results.iter().find_map(|r| {
+        r.setup_error.as_ref().map(|e| UsageError(format!("case {} (seed {}) could not be set up: {e}", r.index, r.seed)))
+    })
 }
 
 fn progress(term: bool, len: u64, what: &str) -> ProgressBar {

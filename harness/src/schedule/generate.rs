@@ -70,8 +70,10 @@ pub fn username(strategy: Users) -> BoxedStrategy<String> {
         Users::AlternatingUsers => "[a-z]{30,40}",
         Users::SingleUser => "[a-z]{40,62}",
     };
+    // PostgreSQL reserves role names that start with `pg_`: no real user has one.
+    let plain = "[a-z][a-z0-9_]{2,12}".prop_map(|u: String| if u.starts_with("pg_") { format!("u{u}") } else { u });
     prop_oneof![
-        4 => "[a-z][a-z0-9_]{2,12}",
+        4 => plain,
         2 => "[A-Z][a-zA-Z]{2,10}",
         2 => "[a-z]{2,6}[\"' ;-][a-zA-Z]{1,6}",
         1 => "[a-z]{2,5}[äüéΩ][a-z]{1,5}",
@@ -179,6 +181,15 @@ mod tests {
         let c = case_tree(case_seed(42, 8), &l).current();
         assert_ne!(a, c);
         assert!(matches!(a.commands[0], Command::Rotate(_)));
+    }
+
+    #[test]
+    fn no_generated_username_is_reserved_by_postgres() {
+        let l = Limits::default();
+        for i in 0..3000 {
+            let s = case_tree(case_seed(1, i), &l).current();
+            assert!(!s.setup.username.starts_with("pg_"), "case {i}: {}", s.setup.username);
+        }
     }
 
     #[test]
