@@ -365,6 +365,14 @@ impl<'a> Case<'a> {
                         self.violate(Property::P6, m);
                     }
                 }
+                // With alternating users clients must never be turned away (P6); when an
+                // operator command did it (a value put by hand that the database never got),
+                // the state is the operator's doing, and the case ends there.
+                Strategy::AlternatingUsers if self.operator_unsafe.is_none() => {
+                    let m = format!("after an operator command, clients following AWSCURRENT ({}) cannot log in: {}", v.alias, o.labels_text());
+                    self.operator_unsafe = Some(m.clone());
+                    self.events.push(TraceEvent::OperatorUnsafe { text: m });
+                }
                 _ => self.stats.unavailable_windows += 1,
             }
         }
