@@ -25,6 +25,8 @@ pub struct Config {
     pub check: CheckConfig,
     #[serde(default)]
     pub budget: BudgetConfig,
+    #[serde(default)]
+    pub serve: ServeConfig,
 }
 
 /// `[function]`: the function under test.
@@ -94,6 +96,23 @@ pub struct BudgetConfig {
     pub max_shrink: Option<usize>,
     /// The most seconds spent shrinking a failure.
     pub shrink_time: Option<u64>,
+}
+
+/// `[serve]`: how `rotcheck serve` listens and whose signatures it accepts (read from
+/// `--config FILE` or `./rotcheck.toml`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The port (0 picks a free one; default 4566).
+    pub port: Option<u16>,
+    /// The IP address to listen on (default 127.0.0.1).
+    pub bind: Option<String>,
+    /// The access key id clients sign with (default `test`).
+    pub access_key_id: Option<String>,
+    /// Its secret access key (default `test`).
+    pub secret_access_key: Option<String>,
+    /// Whether signatures are verified (default true).
+    pub verify_signatures: Option<bool>,
 }
 
 impl Config {
@@ -223,6 +242,17 @@ mod tests {
     }
 
     #[test]
+    fn the_serve_section() {
+        let c = Config::parse("[serve]\nport = 0\nbind = \"0.0.0.0\"\naccess_key_id = \"AKIDLOCAL\"\nsecret_access_key = \"s\"\nverify_signatures = false\n").unwrap();
+        assert_eq!(c.serve.port, Some(0));
+        assert_eq!(c.serve.bind.as_deref(), Some("0.0.0.0"));
+        assert_eq!(c.serve.access_key_id.as_deref(), Some("AKIDLOCAL"));
+        assert_eq!(c.serve.secret_access_key.as_deref(), Some("s"));
+        assert_eq!(c.serve.verify_signatures, Some(false));
+        assert!(Config::parse("").unwrap().serve.access_key_id.is_none());
+    }
+
+    #[test]
     fn mistakes_are_one_line_naming_the_field() {
         for (text, says) in [
             ("[function]\nhandlr = \"x\"\n", "handlr"),
@@ -232,6 +262,8 @@ mod tests {
             ("[database]\nprovider = \"url\"\n", "database.url"),
             ("[database]\nprovider = \"cloud\"\n", "cloud"),
             ("[checks]\n", "checks"),
+            ("[serve]\nsecret_key = \"x\"\n", "secret_key"),
+            ("[serve]\nport = 70000\n", "line 2"),
         ] {
             let e = Config::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

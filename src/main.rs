@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             Command::Check(args) => check::run(args, &sub).await,
             Command::Replay(args) => scenario::replay(args).await,
             Command::Scenario(args) => scenario::run(args).await,
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(args, &sub).await,
             Command::Init(args) => init::run(args),
             Command::Doctor(args) => doctor::run(args).await,
         }

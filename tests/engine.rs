@@ -173,3 +173,22 @@ async fn the_postgres_fixture_passes_pinned_cases() {
     }
     runner.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_check_the_emulator_accepts_only_the_credentials_each_process_was_given() {
+    // The function's own environment comes after the credentials rotcheck gives it, so this is
+    // a function that signs with a secret key of its own choosing.
+    let mut c = config("python/postgres-single-user", Strategy::SingleUser, Engine::Postgres, 1);
+    c.env = vec![("AWS_SECRET_ACCESS_KEY".into(), "rotcheck".into())];
+    let runner = Runner::start(c, &LocalProvider::default(), 5).await.unwrap();
+    let r = run(&runner, 5, 1).await.remove(0);
+    assert_eq!(r.stats.completed, 0, "{}", r.story());
+    assert!(r.story().contains("InvalidSignatureException"), "{}", r.story());
+
+    // An unsigned request gets IncompleteSignature, with what the function should have done.
+    let addr = runner.infra().endpoint.addr();
+    let raw = common::raw_post(addr, Some("secretsmanager.ListSecrets"), b"{}").await;
+    assert_eq!(raw.json()["__type"], "IncompleteSignature", "{}", raw.body);
+    assert!(raw.body.contains("AWS_SECRET_ACCESS_KEY"), "{}", raw.body);
+    runner.shutdown().await;
+}

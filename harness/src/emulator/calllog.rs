@@ -30,7 +30,8 @@ pub enum CallOutcome {
         /// Whether the model accepted the call before the answer was lost.
         applied: bool,
     },
-    /// The request was not understood (bad JSON, unknown operation).
+    /// The request was not understood (bad JSON, unknown operation) or not authenticated (a
+    /// signature error, when the emulator verifies signatures).
     Rejected {
         /// `__type`.
         kind: ErrorKind,

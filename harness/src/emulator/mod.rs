@@ -7,6 +7,11 @@
 //! cases and a least-privilege report can tell callers apart. Each caller can have a
 //! [`CallHook`] that injects [`Fault`]s.
 //!
+//! It can also verify the SigV4 signatures against the credentials it issued
+//! ([`Emulator::verify_signatures`], [`Emulator::add_credentials`]; see [`sigv4`]). That is off
+//! for a bare `Emulator::new` and on under `rotcheck check` and `rotcheck serve`. A rejected
+//! request is logged as [`CallOutcome::Rejected`] and reaches neither a fault hook nor the model.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use rotcheck_harness::{emulator::Emulator, model::Model, redact::Redactor};
@@ -18,9 +23,11 @@
 
 pub mod calllog;
 pub mod fault;
+pub mod sigv4;
 
 pub use calllog::{CallLog, CallOutcome, CallRecord};
 pub use fault::{CallHook, CallInfo, Fault, FaultPlan, FaultRule};
+pub use sigv4::SignatureCheck;
 
 use crate::model::{Answer, ApiError, ErrorKind, Model, Operation, RotationTicket, SharedModel};
 use crate::redact::Redactor;
@@ -74,6 +81,7 @@ pub struct Emulator {
     log: CallLog,
     hooks: RwLock<HashMap<String, Arc<dyn CallHook>>>,
     driver: RwLock<Arc<dyn RotationDriver>>,
+    signatures: RwLock<SignatureCheck>,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -91,6 +99,7 @@ impl Emulator {
             log: CallLog::default(),
             hooks: RwLock::new(HashMap::new()),
             driver: RwLock::new(Arc::new(IdleDriver)),
+            signatures: RwLock::new(SignatureCheck::default()),
         })
     }
 
@@ -117,6 +126,25 @@ impl Emulator {
     /// Removes `caller`'s hook.
     pub fn clear_hook(&self, caller: &str) {
         self.hooks.write().expect("hooks lock").remove(caller);
+    }
+
+    /// Turns SigV4 verification of HTTP requests on or off. Off after [`Emulator::new`], so that
+    /// tests can name callers by any access key id; `rotcheck check` and `rotcheck serve` turn it
+    /// on, so that a function signing with credentials other than the ones it was given fails
+    /// here as it would on AWS. In-process [`Emulator::call`]s are never checked.
+    pub fn verify_signatures(&self, on: bool) {
+        self.signatures.write().expect("signatures lock").set_enabled(on);
+    }
+
+    /// Accepts requests signed as `access_key_id` with `secret_access_key` (when verifying).
+    pub fn add_credentials(&self, access_key_id: &str, secret_access_key: &str) {
+        self.signatures.write().expect("signatures lock").add(access_key_id, secret_access_key);
+    }
+
+    /// The sentence every signature error ends with: which credentials are accepted and how to
+    /// stop checking, in the words of whoever runs the emulator. It must hold no secret key.
+    pub fn set_signature_advice(&self, advice: impl Into<String>) {
+        self.signatures.write().expect("signatures lock").set_advice(advice);
     }
 
     /// Sets what RotateSecret starts.
@@ -216,14 +244,15 @@ impl Emulator {
             let e = ApiError::new(ErrorKind::UnknownOperationException, "rotcheck's Secrets Manager answers POST / only.");
             return Ok(error_response(&e, StatusCode::NOT_FOUND));
         }
-        let caller = access_key(req.headers()).unwrap_or(ANONYMOUS).to_string();
-        let target = req
-            .headers()
+        let (parts, body) = req.into_parts();
+        let caller = access_key(&parts.headers).unwrap_or(ANONYMOUS).to_string();
+        let target = parts
+            .headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 let e = ApiError::new(
@@ -244,7 +273,15 @@ impl Emulator {
             outcome,
             millis: started.elapsed().as_millis() as u64,
         };
-        let Some(op) = target.strip_prefix("secretsmanager.").and_then(Operation::parse) else {
+        let op = target.strip_prefix("secretsmanager.").and_then(Operation::parse);
+        // Authentication comes first, as on AWS: a rejected request is logged under the key id
+        // it claims, and reaches neither a fault hook nor the model.
+        let verified = self.signatures.read().expect("signatures lock").verify(&parts.method, &parts.uri, &parts.headers, &body);
+        if let Err(e) = verified {
+            self.log.push(record(op, CallOutcome::Rejected { kind: e.kind, message: e.message.clone() }));
+            return Ok(error_response(&e, status_of(e.kind)));
+        }
+        let Some(op) = op else {
             let e = ApiError::new(
                 ErrorKind::UnknownOperationException,
                 format!("The operation {:?} is not an operation of Secrets Manager.", truncate(&target, 100)),

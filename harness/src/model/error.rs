@@ -84,11 +84,19 @@ impl ErrorKind {
     /// `InternalServiceError` is a fault in the API model; the AWS docs contradict each other on
     /// 400 vs 500 (UNCONFIRMED), and a fault normally maps to 500, so 500 it is. Everything else
     /// is a client error, 400 (ResourceNotFoundException is 400 on AWS; moto's 404 is one of
-    /// the differences in spec section 6). Signature errors are 403 as on AWS.
+    /// the differences in spec section 6).
+    ///
+    /// The signature errors are 400 too. AWS's JSON-protocol services answer them with 400 (user
+    /// reports: UnrecognizedClientException from AWSSecretsManager with "Status Code: 400",
+    /// spring-attic/spring-cloud-aws#492; InvalidSignatureException "status code: 400" from ECS,
+    /// teralytics/prometheus-ecs-discovery#7), and CommonErrors lists IncompleteSignature as
+    /// 400; the 403s users see come from REST services such as Lambda. Clients branch on
+    /// `__type`, not on the status. boto3 retries none of the three; the Rust SDK retries
+    /// InvalidSignatureException only when the response's `Date` is minutes off its clock
+    /// (clock-skew correction), and the emulator's `Date` is the wall clock.
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InternalServiceError => 500,
-            ErrorKind::UnrecognizedClientException | ErrorKind::InvalidSignatureException => 403,
             _ => 400,
         }
     }

@@ -222,6 +222,11 @@ impl Runner {
         let redactor = Redactor::new();
         let model = Model::new(ModelConfig::default(), Arc::new(SystemClock), Box::new(rand::rngs::StdRng::seed_from_u64(run_seed)));
         let emulator = Emulator::new(model, redactor.clone());
+        // Every function process signs with its own key id and this run's secret key, and the
+        // emulator checks: a function that signs with other credentials fails as on AWS.
+        let secret_key = emulator::sigv4::random_secret_key();
+        emulator.verify_signatures(true);
+        emulator.set_signature_advice(emulator::sigv4::CHECK_ADVICE);
         let endpoint = emulator.serve("127.0.0.1:0".parse().expect("an address")).await.map_err(|e| RunError::Io(format!("cannot start the emulator: {e}")))?;
         let upstream = format!("{}:{}", db.endpoint.host, db.endpoint.port);
         let upstream = tokio::net::lookup_host(&upstream)
@@ -232,6 +237,7 @@ impl Runner {
         let mut workers = Vec::new();
         for w in 0..config.workers.max(1) {
             let keys = [format!("AKIDRCW{w}A"), format!("AKIDRCW{w}B")];
+            keys.iter().for_each(|k| emulator.add_credentials(k, &secret_key));
             let proxy = Arc::new(FaultProxy::start(upstream).await.map_err(|e| RunError::Io(format!("cannot start a fault proxy: {e}")))?);
             let fc = FunctionConfig {
                 name: "rotcheck-subject".into(),
@@ -242,7 +248,7 @@ impl Runner {
                 memory_mb: 128,
                 timeout: config.step_timeout,
                 env: config.env.clone(),
-                aws: AwsEnvironment { endpoint: endpoint.endpoint(), region: "us-east-1".into(), access_key_id: keys[0].clone(), secret_access_key: "rotcheck".into() },
+                aws: AwsEnvironment { endpoint: endpoint.endpoint(), region: "us-east-1".into(), access_key_id: keys[0].clone(), secret_access_key: secret_key.clone() },
                 slot_keys: keys.to_vec(),
             };
             let function = RuntimeApiFunction::new(launch.clone(), fc, redactor.clone()).await.map_err(|e| RunError::Io(format!("cannot host the Runtime API: {e}")))?;
