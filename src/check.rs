@@ -3,6 +3,7 @@
 
 use crate::UsageError;
 use crate::config;
+use crate::interrupt::Interrupt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rotcheck_harness::checker::Property;
 use rotcheck_harness::database::{self, Engine};
@@ -99,6 +100,14 @@ pub struct CheckArgs {
     /// Write the report as Markdown (for a CI job summary such as $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "FILE")]
     pub markdown: Option<PathBuf>,
+    /// Write the least-privilege IAM policy the function needed (from its calls in the run)
+    /// as JSON; it is also in the --json and --markdown reports.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// End the whole run after this many seconds, whatever it is doing: what was checked so
+    /// far is printed, everything started is stopped, and the exit code is 2.
+    #[arg(long, value_name = "SECS")]
+    pub time_limit: Option<u64>,
 }
 
 /// Which properties a run checks, from --only and --skip.
@@ -199,6 +208,9 @@ fn resolve(args: &mut CheckArgs, m: &clap::ArgMatches) -> Result<PathBuf, UsageE
     if args.workers.is_none() {
         args.workers = c.budget.workers;
     }
+    if args.time_limit.is_none() {
+        args.time_limit = c.budget.time_limit;
+    }
     if !given("no_sweep") && c.check.sweep == Some(false) {
         args.no_sweep = true;
     }
@@ -222,9 +234,13 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         args.no_sweep = true;
         args.max_shrink = args.max_shrink.min(20);
     }
-    for f in [&args.json, &args.junit, &args.markdown].into_iter().flatten() {
+    for f in [&args.json, &args.junit, &args.markdown, &args.policy].into_iter().flatten() {
         check_writable(f)?;
     }
+    if args.time_limit == Some(0) {
+        return Err(UsageError("--time-limit must be at least 1 second".into()));
+    }
+    let interrupt = Interrupt::install(args.time_limit.map(Duration::from_secs));
     let seed = args.seed.unwrap_or_else(rand::random);
     let in_shard = |i: u64| shard.is_none_or(|(k, n)| i % n == k - 1);
     let term = std::io::stderr().is_terminal();
@@ -235,7 +251,10 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         config.strategy.name()
     );
     let started = Instant::now();
-    let runner = Arc::new(start(config, &args.db, seed).await?);
+    let runner = match interrupt.guard(start(config, &args.db, seed)).await {
+        Some(r) => Arc::new(r?),
+        None => return Err(stopped(&interrupt, 0)),
+    };
     let infra = runner.infra();
     println!(
         "  database: {} {:?} server ({}) ready in {:.1} s; {} workers",
@@ -258,7 +277,7 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         let bar = progress(term, sweep.len() as u64, "crash sweep");
         let todo: Vec<_> = sweep.iter().enumerate().filter(|(i, _)| in_shard(*i as u64)).map(|(i, (_, s))| (1_000_000 + i as u64, case_seed(seed, 1_000_000 + i as u64), s.clone())).collect();
         bar.set_length(todo.len() as u64);
-        let results = run_many(&runner, todo, &bar, &enabled).await;
+        let results = run_many(&runner, todo, &bar, &enabled, &interrupt).await;
         bar.finish_and_clear();
         for r in &results {
             tally(r, &mut stats, &mut passed, &mut operator_unsafe);
@@ -280,7 +299,7 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
             })
             .collect();
         let bar = progress(term, cases.len() as u64, "cases");
-        let results = run_many(&runner, cases, &bar, &enabled).await;
+        let results = run_many(&runner, cases, &bar, &enabled, &interrupt).await;
         bar.finish_and_clear();
         for r in &results {
             tally(r, &mut stats, &mut passed, &mut operator_unsafe);
@@ -296,6 +315,18 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         runner.shutdown().await;
         return Err(err);
     }
+    if interrupt.reason().is_some() {
+        // What was checked so far; a failure found before the stop is still reported.
+        summary(&passed, cases_run, &stats, operator_unsafe, &enabled);
+        if let Some(f) = &failure
+            && let Some(p) = f.first_violation()
+        {
+            println!("\nVIOLATION {} ({}) in case {} (seed {}), not shrunk:\n\n{}", p.id(), p.title(), f.index, f.seed, f.story());
+        }
+        runner.shutdown().await;
+        drop(runner);
+        return Err(stopped(&interrupt, cases_run));
+    }
 
     // 3. A failure: shrink it, write it down, tell the story.
     let mut report_failure = None;
@@ -308,7 +339,12 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         let (shrunk, iterations) = if fail.index >= 1_000_000 {
             (fail, 0)
         } else {
-            runner.shrink(0, fail, args.max_shrink, Duration::from_secs(args.shrink_time), &move |i, _| b.set_position(i as u64)).await
+            // A stop while shrinking keeps the unshrunk failure: it is still a counterexample.
+            let keep = fail.clone();
+            interrupt
+                .guard(runner.shrink(0, fail, args.max_shrink, Duration::from_secs(args.shrink_time), &move |i, _| b.set_position(i as u64)))
+                .await
+                .unwrap_or((keep, 0))
         };
         bar.finish_and_clear();
         println!(
@@ -353,10 +389,12 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         verdict: if code == ExitCode::SUCCESS { "pass" } else { "fail" }.into(),
         properties: report::property_results(&passed, cases_run, &|p| enabled.contains(&p)),
         operator_unsafe_cases: operator_unsafe,
+        least_privilege_policy: report::least_privilege_policy(&stats.permissions),
         coverage: stats.clone(),
         failure: report_failure,
     };
-    for (file, text) in [(&args.json, r.to_json()), (&args.junit, r.to_junit()), (&args.markdown, r.to_markdown())] {
+    let policy = serde_json::to_string_pretty(&r.least_privilege_policy).unwrap_or_default() + "\n";
+    for (file, text) in [(&args.json, r.to_json()), (&args.junit, r.to_junit()), (&args.markdown, r.to_markdown()), (&args.policy, policy)] {
         if let Some(f) = file {
             std::fs::write(f, text).map_err(|e| UsageError(format!("cannot write {}: {e}", f.display())))?;
         }
@@ -365,6 +403,19 @@ pub async fn run(mut args: CheckArgs, matches: &clap::ArgMatches) -> Result<Exit
         return Err(UsageError("no rotation completed in the whole run, so nothing was checked".into()));
     }
     Ok(code)
+}
+
+/// The high-water mark of rotcheck's resident memory (VmHWM), where /proc has it.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The one line of a run stopped early by a signal or the time limit.
+fn stopped(interrupt: &Interrupt, cases: u64) -> UsageError {
+    let why = interrupt.reason().unwrap_or_else(|| "stopped".into());
+    UsageError(format!("{why}: stopped after {cases} complete case(s); every process, server and temp dir it started is gone"))
 }
 
 /// A case that could not even be set up (a role the server refused, a secret the emulator
@@ -388,7 +439,13 @@ fn progress(term: bool, len: u64, what: &str) -> ProgressBar {
 
 /// Runs cases over the workers (case i on worker i mod N, in order), stopping early after the
 /// first failure; returns the results of every case that ran, by index.
-async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>, bar: &ProgressBar, enabled: &[Property]) -> Vec<CaseResult> {
+async fn run_many(
+    runner: &Arc<Runner>,
+    cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>,
+    bar: &ProgressBar,
+    enabled: &[Property],
+    interrupt: &Interrupt,
+) -> Vec<CaseResult> {
     let n = runner.workers();
     let stop = Arc::new(AtomicBool::new(false));
     let first_failure = Arc::new(AtomicU64::new(u64::MAX));
@@ -397,6 +454,7 @@ async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::
     for w in 0..n {
         let (runner, cases, stop, first_failure, bar) = (runner.clone(), cases.clone(), stop.clone(), first_failure.clone(), bar.clone());
         let enabled = enabled.to_vec();
+        let interrupt = interrupt.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             for (i, (index, seed, schedule)) in cases.iter().enumerate() {
@@ -407,7 +465,8 @@ async fn run_many(runner: &Arc<Runner>, cases: Vec<(u64, u64, rotcheck_harness::
                 if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
                     break;
                 }
-                let mut r = runner.run_case(w, *index, *seed, schedule).await;
+                // A stop cuts the case in flight short; it does not count.
+                let Some(mut r) = interrupt.guard(runner.run_case(w, *index, *seed, schedule)).await else { break };
                 // Properties turned off are not judged (their violations are dropped here).
                 r.violations.retain(|v| enabled.contains(&v.property));
                 if !r.violations.is_empty() || r.setup_error.is_some() {
@@ -462,8 +521,14 @@ fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator
     }
     println!("Coverage");
     println!(
-        "  rotations {} (completed {}, failed safely {}, refused {}), step invocations {}",
-        s.rotations, s.completed, s.failed, s.refused, s.steps
+        "  commands {} ({:.1} per case), rotations {} (completed {}, failed safely {}, refused {}), step invocations {}",
+        s.commands,
+        s.commands as f64 / cases.max(1) as f64,
+        s.rotations,
+        s.completed,
+        s.failed,
+        s.refused,
+        s.steps
     );
     println!(
         "  deliveries again {} ({} concurrent), test-only rotations {}, client logins {}, operator commands {} ({} made the state unsafe)",
@@ -473,6 +538,32 @@ fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator
     println!("  kills {kills} at {} distinct crash points; faults {:?}", s.kills.len(), s.faults);
     println!("  usernames {:?}; characters forced into passwords {:?}", s.usernames, s.forced_chars);
     println!("  observations where AWSCURRENT did not log in (single-user window): {}", s.unavailable_windows);
+    let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (action, resources) in &s.permissions {
+        for r in resources {
+            needed.entry(r.as_str()).or_default().push(action.trim_start_matches("secretsmanager:"));
+        }
+    }
+    let needed: Vec<String> = needed.iter().map(|(r, a)| format!("{} on {r}", a.join(", "))).collect();
+    let t = |k: &str| s.timing_us.get(k).copied().unwrap_or(0) as f64;
+    let total = t("total").max(1.0);
+    let pct = |v: f64| v / total * 100.0;
+    let rest = (t("total") - t("function") - t("setup") - t("teardown") - t("observe")).max(0.0);
+    println!(
+        "  time per case {:.0} ms: in the function {:.0}% (its database work included), in the emulator {:.1}%, in rotcheck {:.0}% (setup {:.0}%, state reads and probes {:.0}%, teardown {:.0}%, the rest {:.0}%)",
+        total / 1000.0 / cases.max(1) as f64,
+        pct(t("function") - t("emulator")),
+        pct(t("emulator")),
+        pct(t("setup") + t("observe") + t("teardown") + rest),
+        pct(t("setup")),
+        pct(t("observe")),
+        pct(t("teardown")),
+        pct(rest)
+    );
+    if let Some(peak) = peak_memory_mib() {
+        println!("  peak memory of rotcheck: {peak:.0} MiB");
+    }
+    println!("  least privilege used: {}", if needed.is_empty() { "no call".to_string() } else { needed.join("; ") });
 }
 
 fn write_counterexample(args: &CheckArgs, r: &CaseResult, property: Property, run_seed: u64) -> Result<PathBuf, UsageError> {

@@ -96,6 +96,8 @@ pub struct BudgetConfig {
     pub max_shrink: Option<usize>,
     /// The most seconds spent shrinking a failure.
     pub shrink_time: Option<u64>,
+    /// The most seconds a whole run may take (`--time-limit`).
+    pub time_limit: Option<u64>,
 }
 
 /// `[serve]`: how `rotcheck serve` listens and whose signatures it accepts (read from
@@ -225,6 +227,8 @@ max_commands = 5
 # Shrinking a failure: at most this many replays, and this many seconds.
 max_shrink = 100
 shrink_time = 90
+# End the whole run after this many seconds (exit 2, with what was checked so far).
+# time_limit = 1800
 "#;
 
 #[cfg(test)]

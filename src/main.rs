@@ -11,6 +11,7 @@ mod check;
 mod config;
 mod doctor;
 mod init;
+mod interrupt;
 mod scenario;
 mod serve;
 
@@ -69,8 +70,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(args, &sub).await,
-            Command::Replay(args) => scenario::replay(args).await,
-            Command::Scenario(args) => scenario::run(args).await,
+            // Dropping a replay stops its function processes and database server.
+            Command::Replay(args) => stoppable(scenario::replay(args)).await,
+            Command::Scenario(args) => stoppable(scenario::run(args)).await,
             Command::Serve(args) => serve::run(args, &sub).await,
             Command::Init(args) => init::run(args),
             Command::Doctor(args) => doctor::run(args).await,
@@ -79,6 +81,19 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => fail(e),
+    }
+}
+
+/// Runs a command that starts servers and processes until it ends or a signal arrives; on a
+/// signal the command is dropped (which stops what it started) and the exit code is 2.
+async fn stoppable(command: impl std::future::Future<Output = Result<ExitCode, UsageError>>) -> Result<ExitCode, UsageError> {
+    let interrupt = interrupt::Interrupt::install(None);
+    match interrupt.guard(command).await {
+        Some(result) => result,
+        None => Err(UsageError(format!(
+            "{}: stopped; every process, server and temp dir it started is gone",
+            interrupt.reason().unwrap_or_default()
+        ))),
     }
 }
 

@@ -81,6 +81,9 @@ pub async fn run(mut args: ServeArgs, matches: &clap::ArgMatches) -> Result<Exit
     let model = Model::new(config, Arc::new(SystemClock), Box::new(rand::rngs::StdRng::from_os_rng()));
     let emulator = Emulator::new(model, Redactor::new());
     emulator.verify_signatures(verify);
+    // Nobody reads a call log under serve, and it would grow for as long as serve runs (see
+    // benches/soak.rs): keep none.
+    emulator.set_recording(false);
     emulator.add_credentials(id, &args.secret_access_key);
     emulator.set_signature_advice(format!(
         "rotcheck serve accepts access key id {id:?} signed with the secret access key it was started with (--access-key-id and --secret-access-key, or [serve] in rotcheck.toml; both are test by default); start rotcheck serve with --no-verify-signatures to accept any."

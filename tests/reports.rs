@@ -82,6 +82,19 @@ fn only_skip_quick_and_shard_shape_a_clean_run() {
     assert_eq!(count(&report, "pass"), 3, "{report}");
     assert_eq!((counted["tests"].as_u64(), counted["failures"].as_u64(), counted["skipped"].as_u64()), (Some(9), Some(0), Some(6)), "{counted}");
     assert!(stdout.contains("skipped") && stdout.contains("Seed: 5"), "{stdout}");
+    // The least privilege the fixture needed: exactly what its code calls (rotation.py).
+    assert_eq!(
+        report["least_privilege_policy"],
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Resource": "${RotatedSecretArn}", "Action": [
+                "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"]},
+            {"Effect": "Allow", "Resource": "*", "Action": ["secretsmanager:GetRandomPassword"]},
+        ]}),
+        "{report}"
+    );
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains("\"Resource\": \"${RotatedSecretArn}\""), "{markdown}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -40,6 +40,8 @@ pub struct RunReport {
     pub operator_unsafe_cases: u64,
     /// What the cases exercised.
     pub coverage: CaseStats,
+    /// The least-privilege IAM policy the function needed ([`least_privilege_policy`]).
+    pub least_privilege_policy: serde_json::Value,
     /// The first failure, shrunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
@@ -162,6 +164,10 @@ impl RunReport {
             c.client_logins,
             c.operator
         ));
+        m.push_str(&format!(
+            "\nThe least privilege it needed (IAM policy; replace the placeholders with your secrets' ARNs):\n\n```json\n{}\n```\n",
+            serde_json::to_string_pretty(&self.least_privilege_policy).unwrap_or_default()
+        ));
         if let Some(f) = &self.failure {
             m.push_str(&format!(
                 "\n### {} violated (case {}, shrunk from {} to {} commands)\n\n{}\n\n```text\n{}```\n",
@@ -178,6 +184,43 @@ impl RunReport {
         }
         m
     }
+}
+
+/// The IAM policy a function needed, from what it called in a run: one statement per
+/// resource, with the actions called on it. The resources are placeholders in CloudFormation
+/// `!Sub` syntax (`${RotatedSecretArn}`, `${MasterSecretArn}`): a run's secrets are its own,
+/// the deployed function's are not. Calls without a resource (GetRandomPassword) get `"*"`,
+/// as IAM requires. A call on any other secret is listed under its id: the contract check has
+/// already reported it, and the policy should not hide it.
+pub fn least_privilege_policy(permissions: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>) -> serde_json::Value {
+    let mut by_resource: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for (action, resources) in permissions {
+        for r in resources {
+            let arn = match r.as_str() {
+                "rotated secret" => "${RotatedSecretArn}".to_string(),
+                "master secret" => "${MasterSecretArn}".to_string(),
+                other => other.to_string(),
+            };
+            by_resource.entry(arn).or_default().push(action.clone());
+        }
+    }
+    // The rotated secret first, then the master secret, then the rest.
+    let rank = |r: &str| match r {
+        "${RotatedSecretArn}" => 0,
+        "${MasterSecretArn}" => 1,
+        "*" => 2,
+        _ => 3,
+    };
+    let mut resources: Vec<_> = by_resource.into_iter().collect();
+    resources.sort_by_key(|(r, _)| (rank(r), r.clone()));
+    let statements: Vec<serde_json::Value> = resources
+        .into_iter()
+        .map(|(resource, mut actions)| {
+            actions.sort();
+            serde_json::json!({"Effect": "Allow", "Action": actions, "Resource": resource})
+        })
+        .collect();
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The per-property results of a run from how many cases each property held in.
@@ -239,6 +282,7 @@ mod tests {
             properties: property_results(&passed, 10, &|p| p != Property::P8),
             operator_unsafe_cases: 0,
             coverage: CaseStats::default(),
+            least_privilege_policy: least_privilege_policy(&Default::default()),
             failure: fail.then(|| Failure {
                 property: "P2".into(),
                 violated: vec!["P2".into()],
@@ -251,6 +295,28 @@ mod tests {
                 counterexample: Some("cx.yaml".into()),
             }),
         }
+    }
+
+    #[test]
+    fn least_privilege_policy_groups_actions_by_resource() {
+        let mut perms: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+        for (a, r) in [
+            ("secretsmanager:PutSecretValue", "rotated secret"),
+            ("secretsmanager:GetSecretValue", "rotated secret"),
+            ("secretsmanager:GetSecretValue", "master secret"),
+            ("secretsmanager:GetRandomPassword", "*"),
+        ] {
+            perms.entry(a.into()).or_default().insert(r.into());
+        }
+        let p = least_privilege_policy(&perms);
+        assert_eq!(
+            p,
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"], "Resource": "${RotatedSecretArn}"},
+                {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": "${MasterSecretArn}"},
+                {"Effect": "Allow", "Action": ["secretsmanager:GetRandomPassword"], "Resource": "*"},
+            ]})
+        );
     }
 
     #[test]

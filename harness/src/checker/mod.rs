@@ -306,7 +306,7 @@ mod tests {
             op: Some(op),
             args,
             outcome: CallOutcome::Ok { response: serde_json::json!({}) },
-            millis: 0,
+            micros: 0,
         };
         let own = vec!["arn:s".to_string()];
         let calls = vec![

@@ -55,8 +55,8 @@ pub struct CallRecord {
     pub args: serde_json::Value,
     /// The outcome.
     pub outcome: CallOutcome,
-    /// Milliseconds from arrival to answer.
-    pub millis: u64,
+    /// Microseconds from arrival to answer (what a case spends in the emulator).
+    pub micros: u64,
 }
 
 impl CallRecord {
@@ -81,6 +81,7 @@ struct LogInner {
     seq: u64,
     by_caller: HashMap<String, Vec<CallRecord>>,
     counters: HashMap<String, usize>,
+    disabled: bool,
 }
 
 impl CallLog {
@@ -96,7 +97,19 @@ impl CallLog {
 
     pub(crate) fn push(&self, record: CallRecord) {
         let mut inner = self.inner.lock().expect("log lock");
+        if inner.disabled {
+            return;
+        }
         inner.by_caller.entry(record.caller.clone()).or_default().push(record);
+    }
+
+    /// Keeps calls (the default) or drops them as they come; call indexes are counted either way.
+    pub(crate) fn set_enabled(&self, on: bool) {
+        let mut inner = self.inner.lock().expect("log lock");
+        inner.disabled = !on;
+        if !on {
+            inner.by_caller.clear();
+        }
     }
 
     /// A copy of a caller's calls so far, in order of arrival.

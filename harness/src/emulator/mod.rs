@@ -82,6 +82,9 @@ pub struct Emulator {
     hooks: RwLock<HashMap<String, Arc<dyn CallHook>>>,
     driver: RwLock<Arc<dyn RotationDriver>>,
     signatures: RwLock<SignatureCheck>,
+    /// Whether calls are logged and stored values registered with the redactor (see
+    /// [`Emulator::set_recording`]).
+    recording: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -100,7 +103,21 @@ impl Emulator {
             hooks: RwLock::new(HashMap::new()),
             driver: RwLock::new(Arc::new(IdleDriver)),
             signatures: RwLock::new(SignatureCheck::default()),
+            recording: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Turns the call log and the redactor's registrations on (the default) or off. `check`
+    /// needs both, per case, and takes them away with the case. `serve` runs for days and
+    /// nobody reads its log: recording there would only grow, call after call (the soak bench
+    /// measures this), so it turns recording off. Nothing is printed either way.
+    pub fn set_recording(&self, on: bool) {
+        self.recording.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.log.set_enabled(on);
+    }
+
+    fn recording(&self) -> bool {
+        self.recording.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The model, for the runner (acting as the service) and the checker.
@@ -170,7 +187,7 @@ impl Emulator {
             op: Some(op),
             args: self.redact_args(body),
             outcome,
-            millis: started.elapsed().as_millis() as u64,
+            micros: started.elapsed().as_micros() as u64,
         });
         if let Ok(a) = &result {
             self.start_rotation(a);
@@ -192,7 +209,7 @@ impl Emulator {
     fn apply(&self, caller: &str, op: Operation, body: &[u8]) -> Result<Answer, ApiError> {
         let mut model = self.model.lock().expect("model lock");
         let result = model.call_as(caller, op, body);
-        if let Ok(answer) = &result {
+        if let (Ok(answer), true) = (&result, self.recording()) {
             let field = |k: &str| answer.body.get(k).and_then(|v| v.as_str());
             match op {
                 Operation::CreateSecret | Operation::PutSecretValue | Operation::RotateSecret => {
@@ -271,7 +288,7 @@ impl Emulator {
             op,
             args: self.redact_args(&args),
             outcome,
-            millis: started.elapsed().as_millis() as u64,
+            micros: started.elapsed().as_micros() as u64,
         };
         let op = target.strip_prefix("secretsmanager.").and_then(Operation::parse);
         // Authentication comes first, as on AWS: a rejected request is logged under the key id

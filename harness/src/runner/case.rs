@@ -85,13 +85,16 @@ impl<'a> Case<'a> {
     /// Runs the schedule and tears down; the result holds everything observed.
     pub(super) async fn run(mut self, schedule: &Schedule, seed: u64) -> CaseResult {
         let started = Instant::now();
-        if let Err(e) = self.setup(schedule, seed).await {
+        let setup = self.setup(schedule, seed).await;
+        self.spent("setup", started);
+        if let Err(e) = setup {
             self.events.push(TraceEvent::Note { text: format!("setup failed: {e}") });
             self.teardown().await;
             return self.result(schedule, seed, started, Some(e));
         }
         for (i, command) in schedule.commands.iter().enumerate() {
             self.command = i;
+            self.stats.commands += 1;
             self.events.push(TraceEvent::Command { number: i + 1, text: describe(command) });
             match command {
                 Command::Rotate(r) => self.rotate(r).await,
@@ -106,11 +109,23 @@ impl<'a> Case<'a> {
                 break;
             }
         }
+        let t = Instant::now();
         self.teardown().await;
+        self.spent("teardown", t);
         self.result(schedule, seed, started, None)
     }
 
+    /// Adds the time since `since` to the case's account of where its time went.
+    fn spent(&mut self, on: &str, since: Instant) {
+        self.spent_us(on, since.elapsed().as_micros() as u64);
+    }
+
+    fn spent_us(&mut self, on: &str, micros: u64) {
+        *self.stats.timing_us.entry(on.to_string()).or_default() += micros;
+    }
+
     fn result(mut self, schedule: &Schedule, seed: u64, started: Instant, setup_error: Option<String>) -> CaseResult {
+        self.spent("total", started);
         self.normalize();
         CaseResult {
             index: self.index,
@@ -296,6 +311,13 @@ impl<'a> Case<'a> {
 
     /// The secret's versions and which labelled credentials log in (at the server itself).
     async fn observe(&mut self) -> Observed {
+        let t = Instant::now();
+        let o = self.observe_untimed().await;
+        self.spent("observe", t);
+        o
+    }
+
+    async fn observe_untimed(&mut self) -> Observed {
         let versions: Vec<(String, u32, Vec<String>, Option<String>)> = {
             let m = self.infra.emulator.model().lock().expect("model lock");
             match m.secret(&self.arn) {
@@ -458,9 +480,24 @@ impl<'a> Case<'a> {
     #[allow(clippy::too_many_arguments)]
     fn record(&mut self, step: Step, token: &str, attempt: u32, slot: usize, fault: Option<&FaultSpec>, inv: &Invocation, calls: &[CallRecord], connections: u64) {
         self.stats.steps += 1;
+        self.spent_us("function", inv.duration.as_micros() as u64);
+        self.spent_us("emulator", calls.iter().map(|c| c.micros).sum());
         let outcome = outcome_text(&inv.outcome);
         if let Outcome::Killed { reason } = &inv.outcome {
             *self.stats.kills.entry(format!("{}: {reason}", step.name())).or_default() += 1;
+        }
+        for c in calls {
+            // Calls refused before authorization (bad signature, no operation) need no permission.
+            if let (Some(op), false) = (c.op, matches!(c.outcome, CallOutcome::Rejected { .. })) {
+                let resource = match c.args.get("SecretId").and_then(|v| v.as_str()) {
+                    None => "*".to_string(),
+                    Some(id) if self.own_ids.iter().any(|o| o == id) => {
+                        if id.contains("/master") { "master secret" } else { "rotated secret" }.to_string()
+                    }
+                    Some(id) => id.to_string(),
+                };
+                self.stats.permissions.entry(format!("secretsmanager:{}", op.name())).or_default().insert(resource);
+            }
         }
         let call_texts = calls.iter().map(call_text).collect();
         self.events.push(TraceEvent::Invoke {

@@ -25,7 +25,7 @@ use crate::schedule::generate::{Limits, case_tree};
 use crate::schedule::{Command, FaultSpec, Rotation, Schedule, StepFault, Strategy};
 use rand::SeedableRng;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,6 +148,8 @@ impl CaseResult {
 /// What a case exercised: the coverage statistics a run reports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CaseStats {
+    /// Commands run (a case stops at its first violation).
+    pub commands: u32,
     /// Rotations started.
     pub rotations: u32,
     /// Rotations completed.
@@ -179,11 +181,21 @@ pub struct CaseStats {
     /// Observations where a client following AWSCURRENT could not log in (single user: the
     /// rotation's unavailability window).
     pub unavailable_windows: u32,
+    /// What the function called (as IAM actions, `secretsmanager:GetSecretValue`) on which
+    /// resource (`rotated secret`, `master secret`, `*` for calls without one, or the id it
+    /// named): the least privilege it needed, for [`crate::report::least_privilege_policy`].
+    pub permissions: BTreeMap<String, BTreeSet<String>>,
+    /// Where the cases' time went, in microseconds: `total` (case wall time), `function`
+    /// (invocations, the function's own database work included), `emulator` (answering the
+    /// function's calls, part of `function`), `setup` and `teardown` (the case's role, secret
+    /// and tables), `observe` (reading the state and the login probes after each command).
+    pub timing_us: BTreeMap<String, u64>,
 }
 
 impl CaseStats {
     /// Adds another case's statistics.
     pub fn add(&mut self, o: &CaseStats) {
+        self.commands += o.commands;
         self.rotations += o.rotations;
         self.completed += o.completed;
         self.failed += o.failed;
@@ -199,6 +211,12 @@ impl CaseStats {
             for (k, v) in src {
                 *dst.entry(k.clone()).or_default() += v;
             }
+        }
+        for (k, v) in &o.timing_us {
+            *self.timing_us.entry(k.clone()).or_default() += v;
+        }
+        for (action, resources) in &o.permissions {
+            self.permissions.entry(action.clone()).or_default().extend(resources.iter().cloned());
         }
     }
 }
