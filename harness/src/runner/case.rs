@@ -333,24 +333,32 @@ impl<'a> Case<'a> {
                 None => Vec::new(),
             }
         };
-        let mut seen = Vec::new();
+        // The login probes of the labelled versions' distinct credentials, all at once: they
+        // only read, and a case spends much of its time observing.
+        let mut probes: HashMap<(String, String), tokio::task::JoinHandle<bool>> = HashMap::new();
+        for (_, _, labels, value) in &versions {
+            if let Some(c) = value.as_deref().and_then(parse_credentials)
+                && !labels.is_empty()
+            {
+                probes.entry((c.user.clone(), c.password.clone())).or_insert_with(|| {
+                    let db = self.infra.db.clone();
+                    tokio::spawn(async move { db.login(&db.endpoint, &c).await.ok() })
+                });
+            }
+        }
         let mut cache: HashMap<(String, String), bool> = HashMap::new();
+        for (key, probe) in probes {
+            let ok = probe.await.expect("a login probe does not panic");
+            cache.insert(key, ok);
+        }
+        let mut seen = Vec::new();
         for (id, ordinal, labels, value) in versions {
             let creds = value.as_deref().and_then(parse_credentials);
             let mut logs_in = None;
             if let Some(c) = &creds
                 && !labels.is_empty()
             {
-                let key = (c.user.clone(), c.password.clone());
-                let ok = match cache.get(&key) {
-                    Some(ok) => *ok,
-                    None => {
-                        let ok = self.infra.db.login(&self.infra.db.endpoint, c).await.ok();
-                        cache.insert(key, ok);
-                        ok
-                    }
-                };
-                logs_in = Some(ok);
+                logs_in = cache.get(&(c.user.clone(), c.password.clone())).copied();
             }
             seen.push(SeenVersion {
                 alias: format!("v{ordinal}"),
