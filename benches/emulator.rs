@@ -17,6 +17,10 @@
 //! ($ROTCHECK_TEST_PYTHON, else target/test-venv/bin/python, made by scripts/test.sh) and is
 //! killed when the bench ends, also on a panic.
 
+// The allocator `rotcheck serve` and `rotcheck check` run with (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};

@@ -5,6 +5,7 @@
 //!
 //!     cargo bench --bench end_to_end            # 256 generated cases (no crash sweep)
 //!     cargo bench --bench end_to_end -- 64      # another count
+//!     cargo bench --bench end_to_end -- 256 --workers 2   # one worker count only
 //!
 //! The crash sweep is left out so that the figure is the generated cases' alone; the seed is
 //! fixed, so both runs check the same cases.
@@ -26,9 +27,15 @@ fn main() {
         "{:>8} {:>9} {:>8} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "workers", "wall s", "cases/s", "commands/case", "function", "emulator", "rotcheck", "probes", "peak MiB"
     );
+    // `-- 256 --workers 2` runs one worker count only.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args.iter().position(|a| a == "--workers").and_then(|i| args.get(i + 1)).and_then(|w| w.parse::<usize>().ok());
     let mut workers = vec![1];
     if cores > 1 {
         workers.push(cores);
+    }
+    if let Some(w) = only {
+        workers = vec![w];
     }
     for w in workers {
         let report = std::env::temp_dir().join(format!("rotcheck-bench-e2e-{}-{w}.json", std::process::id()));

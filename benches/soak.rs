@@ -14,6 +14,10 @@
 //! service's removal of AWSPENDING; the clock moves on one hour. Exits 1 when resident memory
 //! grew by 10% or more between the end of the first thousand rotations and the end of the run.
 
+// The allocator `rotcheck serve` runs with (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region, retry::RetryConfig};
 use rotcheck_harness::emulator::Emulator;
 use rotcheck_harness::model::{ManualClock, Model, ModelConfig, Timestamp};

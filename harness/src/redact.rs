@@ -8,7 +8,8 @@
 //! v2 is what logged in") without the values.
 
 use crate::model::SecretValue;
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
+use std::collections::HashMap;
 use base64::Engine as _;
 use std::sync::{Arc, RwLock};
 
@@ -20,13 +21,90 @@ pub const MIN_SECRET_LEN: usize = 4;
 /// of the member name). Other members (`username`, `host`, `engine`) stay readable.
 const SECRET_FIELDS: [&str; 5] = ["password", "secret", "token", "key", "credential"];
 
+/// How many needles may be registered after the main automaton was built before it is built
+/// again. A run registers values all along (every rotation makes a password) and redacts after
+/// each: rebuilding one automaton over every needle each time made redaction quadratic in the
+/// run's length (benches/soak.rs --record). Newer needles go to a small second automaton.
+const TAIL_MAX: usize = 512;
+
 #[derive(Default)]
 struct Inner {
     /// (needle, alias, strong): a strong alias (a stored value) is never replaced by a weak
     /// one (a password that was only generated).
     entries: Vec<(String, String, bool)>,
-    automaton: Option<AhoCorasick>,
+    /// Where each needle is in `entries`.
+    index: HashMap<String, usize>,
+    /// An automaton over `entries[..n]`, and n.
+    main: Option<(AhoCorasick, usize)>,
+    /// An automaton over `entries[n..]` (None when stale or empty).
+    tail: Option<AhoCorasick>,
     random_passwords: usize,
+}
+
+impl Inner {
+    fn main_len(&self) -> usize {
+        self.main.as_ref().map_or(0, |m| m.1)
+    }
+
+    /// Whether the automatons cover every entry.
+    fn built(&self) -> bool {
+        self.main.is_some() && (self.tail.is_some() || self.entries.len() == self.main_len()) && self.entries.len() - self.main_len() <= TAIL_MAX
+    }
+
+    fn build(&mut self) {
+        let automaton = |entries: &[(String, String, bool)]| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(entries.iter().map(|(n, _, _)| n.as_str()))
+                .expect("needles build an automaton")
+        };
+        if self.main.is_none() || self.entries.len() - self.main_len() > TAIL_MAX {
+            self.main = Some((automaton(&self.entries), self.entries.len()));
+            self.tail = None;
+        } else if self.tail.is_none() && self.entries.len() > self.main_len() {
+            self.tail = Some(automaton(&self.entries[self.main_len()..]));
+        }
+    }
+
+    /// The leftmost-longest non-overlapping matches of every needle in `text`, as one
+    /// automaton over all of them would find them: (start, end, entry). At each step the
+    /// earlier match of the two automatons wins, and at the same start the longer one.
+    fn matches(&self, text: &str) -> Vec<(usize, usize, usize)> {
+        let Some((main, main_len)) = &self.main else { return Vec::new() };
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < text.len() {
+            let a = main.find(Input::new(text).span(pos..text.len()));
+            let b = self.tail.as_ref().and_then(|t| t.find(Input::new(text).span(pos..text.len())));
+            let (m, offset) = match (a, b) {
+                (None, None) => break,
+                (Some(a), None) => (a, 0),
+                (None, Some(b)) => (b, *main_len),
+                (Some(a), Some(b)) => {
+                    if b.start() < a.start() || (b.start() == a.start() && b.end() > a.end()) {
+                        (b, *main_len)
+                    } else {
+                        (a, 0)
+                    }
+                }
+            };
+            out.push((m.start(), m.end(), offset + m.pattern().as_usize()));
+            pos = m.end();
+        }
+        out
+    }
+
+    fn replace(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for (start, end, entry) in self.matches(text) {
+            out.push_str(&text[pos..start]);
+            out.push_str(&self.entries[entry].1);
+            pos = end;
+        }
+        out.push_str(&text[pos..]);
+        out
+    }
 }
 
 /// The run's registry of secret values and their aliases.
@@ -103,17 +181,23 @@ impl Redactor {
         }
         let mut inner = self.inner.write().expect("redactor lock");
         for form in encoded_forms(needle) {
-            match inner.entries.iter_mut().find(|(n, _, _)| *n == form) {
-                Some(entry) => {
+            match inner.index.get(&form).copied() {
+                Some(i) => {
+                    // Aliases are read at replacement time: no automaton changes.
+                    let entry = &mut inner.entries[i];
                     if strong || !entry.2 {
                         entry.1 = alias.to_string();
                         entry.2 = strong;
                     }
                 }
-                None => inner.entries.push((form, alias.to_string(), strong)),
+                None => {
+                    let i = inner.entries.len();
+                    inner.index.insert(form.clone(), i);
+                    inner.entries.push((form, alias.to_string(), strong));
+                    inner.tail = None;
+                }
             }
         }
-        inner.automaton = None;
     }
 
     /// Every registered password (each form, as registered), for audits that scan artifacts
@@ -132,7 +216,7 @@ impl Redactor {
     /// The alias of a registered value.
     pub fn alias_of(&self, needle: &str) -> Option<String> {
         let inner = self.inner.read().expect("redactor lock");
-        inner.entries.iter().find(|(n, _, _)| n == needle).map(|(_, a, _)| a.clone())
+        inner.index.get(needle).map(|&i| inner.entries[i].1.clone())
     }
 
     /// `text` with every registered value, in any of its forms, replaced by its alias.
@@ -142,19 +226,13 @@ impl Redactor {
             if inner.entries.is_empty() {
                 return text.to_string();
             }
-            if let Some(ac) = &inner.automaton {
-                return replace(ac, &inner.entries, text);
+            if inner.built() {
+                return inner.replace(text);
             }
         }
         let mut inner = self.inner.write().expect("redactor lock");
-        if inner.automaton.is_none() {
-            let ac = AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(inner.entries.iter().map(|(n, _, _)| n.as_str()))
-                .expect("needles build an automaton");
-            inner.automaton = Some(ac);
-        }
-        replace(inner.automaton.as_ref().expect("just built"), &inner.entries, text)
+        inner.build();
+        inner.replace(text)
     }
 
     /// The aliases of the registered values that occur in `text` (in any of their forms).
@@ -164,10 +242,8 @@ impl Redactor {
             return found;
         }
         let inner = self.inner.read().expect("redactor lock");
-        if let Some(ac) = &inner.automaton {
-            for m in ac.find_iter(text) {
-                found.insert(inner.entries[m.pattern().as_usize()].1.clone());
-            }
+        for (_, _, entry) in inner.matches(text) {
+            found.insert(inner.entries[entry].1.clone());
         }
         found
     }
@@ -186,14 +262,6 @@ impl Redactor {
     }
 }
 
-fn replace(ac: &AhoCorasick, entries: &[(String, String, bool)], text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    ac.replace_all_with(text, &mut out, |m, _, dst| {
-        dst.push_str(&entries[m.pattern().as_usize()].1);
-        true
-    });
-    out
-}
 
 /// The forms a value takes in the places it might leak: as is, inside a JSON string (with and
 /// without `\u` escapes of non-ASCII, as Python's json.dumps writes them), inside an SQL
@@ -244,6 +312,36 @@ fn percent_encode(value: &str, plus: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two automatons together replace exactly what one automaton over every needle
+    /// would (leftmost-longest, earlier needles first on a tie), across rebuilds.
+    #[test]
+    fn main_and_tail_automatons_match_one_automaton_over_everything() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let r = Redactor::default();
+        let alphabet: Vec<char> = "ab'c %".chars().collect();
+        let word = |rng: &mut rand::rngs::StdRng, n: usize| (0..n).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect::<String>();
+        for i in 0..400 {
+            let len = rng.random_range(4..9);
+            let needle = word(&mut rng, len);
+            r.register(&needle, &format!("<{i}>"), rng.random_bool(0.5));
+            if i % 7 == 0 {
+                let text = word(&mut rng, 300);
+                let got = r.redact(&text);
+                let inner = r.inner.read().unwrap();
+                let one = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(inner.entries.iter().map(|(n, _, _)| n.as_str())).unwrap();
+                let mut want = String::new();
+                one.replace_all_with(&text, &mut want, |m, _, dst| {
+                    dst.push_str(&inner.entries[m.pattern().as_usize()].1);
+                    true
+                });
+                assert_eq!(got, want, "after {i} needles ({} entries, main {})", inner.entries.len(), inner.main_len());
+            }
+        }
+        let inner = r.inner.read().unwrap();
+        assert!(inner.entries.len() > TAIL_MAX && inner.main_len() > 0 && inner.main_len() < inner.entries.len() + 1, "both tiers were exercised");
+    }
 
     #[test]
     fn stored_json_fields_get_aliases_in_every_form() {

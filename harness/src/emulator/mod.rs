@@ -281,12 +281,14 @@ impl Emulator {
         };
         let (seq, index) = self.log.begin(&caller);
         let args: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        // Without recording (serve) the record is thrown away: skip the redacted copies.
+        let recording = self.recording();
         let record = |op, outcome| CallRecord {
             seq,
             caller: caller.clone(),
             index,
             op,
-            args: self.redact_args(&args),
+            args: if recording { self.redact_args(&args) } else { serde_json::Value::Null },
             outcome,
             micros: started.elapsed().as_micros() as u64,
         };
@@ -337,7 +339,8 @@ impl Emulator {
                 let result = self.apply(&caller, op, &body);
                 match result {
                     Ok(a) => {
-                        let rec = record(Some(op), CallOutcome::Ok { response: self.redactor.redact_json(&a.body) });
+                        let response = if recording { self.redactor.redact_json(&a.body) } else { serde_json::Value::Null };
+                        let rec = record(Some(op), CallOutcome::Ok { response });
                         let bytes = serde_json::to_vec(&a.body).expect("JSON values serialize");
                         self.start_rotation(&a);
                         (rec, Some(json_response(StatusCode::OK, bytes, None)))

@@ -181,6 +181,9 @@ pub struct Model {
     recipes: std::collections::HashMap<String, std::collections::VecDeque<PasswordRecipe>>,
     /// The caller of the call being applied.
     caller: Option<String>,
+    /// No secret is scheduled for deletion before this (a lower bound: a restore leaves it
+    /// early), so that most calls skip scanning every secret for expired ones.
+    earliest_deletion: Option<Timestamp>,
 }
 
 impl std::fmt::Debug for Model {
@@ -206,6 +209,7 @@ impl Model {
             caller_entropy: Default::default(),
             recipes: Default::default(),
             caller: None,
+            earliest_deletion: None,
         }
     }
 
@@ -808,7 +812,9 @@ impl Model {
         let when = now.plus(Timestamp::DAY * days);
         s.deleted = Some(now);
         s.deletion_date = Some(when);
-        Ok(DeleteSecretOutput { arn: s.arn.clone(), name: s.name.clone(), deletion_date: when })
+        let out = DeleteSecretOutput { arn: s.arn.clone(), name: s.name.clone(), deletion_date: when };
+        self.earliest_deletion = Some(self.earliest_deletion.map_or(when, |d| d.min(when)));
+        Ok(out)
     }
 
     /// RestoreSecret: cancels a scheduled deletion.
@@ -899,7 +905,11 @@ impl Model {
     /// Secrets whose recovery window has passed are gone.
     fn purge_expired(&mut self) {
         let now = self.clock.now();
+        if self.earliest_deletion.is_none_or(|d| d > now) {
+            return;
+        }
         self.secrets.retain(|_, s| s.deletion_date.is_none_or(|d| d > now));
+        self.earliest_deletion = self.secrets.values().filter_map(|s| s.deletion_date).min();
     }
 
     fn new_arn(&mut self, name: &str) -> String {
