@@ -183,6 +183,14 @@ fn sigint_mid_run_stops_everything_docker() {
 #[test]
 fn the_time_limit_ends_a_run_with_what_it_checked() {
     let _one = serial();
+    // The limit covers the whole run, and a first run on a fresh machine spends it building
+    // the fixture's venv (pip install): build it beforehand so the limit ends cases.
+    let warm = Command::new(BIN)
+        .args(["check", "fixtures/python/postgres-single-user", "--db", "local", "--cases", "1", "--no-sweep", "--seed", "7"])
+        .current_dir(common::root())
+        .output()
+        .unwrap();
+    assert!(warm.status.success(), "{}{}", String::from_utf8_lossy(&warm.stdout), String::from_utf8_lossy(&warm.stderr));
     let mut child = start_run("local", &["--time-limit", "12"]);
     let pid = child.id();
     let started = Instant::now();
