@@ -99,21 +99,31 @@ fn wait_until_busy(child: &mut Child) -> (BufReader<std::process::ChildStdout>, 
     }
     // Cases are under way once the function processes (python) are up; then let a case get
     // into its middle.
+    // Every process seen under the run counts: the crash sweep kills function processes and
+    // the run starts new ones, so one snapshot may miss some.
     let pid = child.id() as i32;
+    let mut seen = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let pythons = descendants(pid)
-            .into_iter()
+        let now = descendants(pid);
+        let pythons = now
+            .iter()
             .filter(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("python")))
             .count();
+        seen.extend(now);
         if pythons >= 2 {
             break;
         }
         assert!(Instant::now() < deadline, "no function process started within 120 s");
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_millis(2500));
-    (out, descendants(pid))
+    let busy = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < busy {
+        seen.extend(descendants(pid));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seen.extend(descendants(pid));
+    (out, seen)
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
