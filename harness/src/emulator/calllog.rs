@@ -74,6 +74,8 @@ impl CallRecord {
 #[derive(Debug, Default)]
 pub struct CallLog {
     inner: Mutex<LogInner>,
+    /// Calls are dropped as they come (the log is off); read on every call, so not locked.
+    disabled: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +83,6 @@ struct LogInner {
     seq: u64,
     by_caller: HashMap<String, Vec<CallRecord>>,
     counters: HashMap<String, usize>,
-    disabled: bool,
 }
 
 impl CallLog {
@@ -96,20 +97,24 @@ impl CallLog {
     }
 
     pub(crate) fn push(&self, record: CallRecord) {
-        let mut inner = self.inner.lock().expect("log lock");
-        if inner.disabled {
+        if !self.enabled() {
             return;
         }
+        let mut inner = self.inner.lock().expect("log lock");
         inner.by_caller.entry(record.caller.clone()).or_default().push(record);
     }
 
     /// Keeps calls (the default) or drops them as they come; call indexes are counted either way.
     pub(crate) fn set_enabled(&self, on: bool) {
-        let mut inner = self.inner.lock().expect("log lock");
-        inner.disabled = !on;
+        self.disabled.store(!on, std::sync::atomic::Ordering::SeqCst);
         if !on {
-            inner.by_caller.clear();
+            self.inner.lock().expect("log lock").by_caller.clear();
         }
+    }
+
+    /// Whether calls are kept.
+    pub(crate) fn enabled(&self) -> bool {
+        !self.disabled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A copy of a caller's calls so far, in order of arrival.

@@ -82,9 +82,6 @@ pub struct Emulator {
     hooks: RwLock<HashMap<String, Arc<dyn CallHook>>>,
     driver: RwLock<Arc<dyn RotationDriver>>,
     signatures: RwLock<SignatureCheck>,
-    /// Whether calls are logged and stored values registered with the redactor (see
-    /// [`Emulator::set_recording`]).
-    recording: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Emulator {
@@ -103,7 +100,6 @@ impl Emulator {
             hooks: RwLock::new(HashMap::new()),
             driver: RwLock::new(Arc::new(IdleDriver)),
             signatures: RwLock::new(SignatureCheck::default()),
-            recording: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -112,12 +108,11 @@ impl Emulator {
     /// nobody reads its log: recording there would only grow, call after call (the soak bench
     /// measures this), so it turns recording off. Nothing is printed either way.
     pub fn set_recording(&self, on: bool) {
-        self.recording.store(on, std::sync::atomic::Ordering::SeqCst);
         self.log.set_enabled(on);
     }
 
     fn recording(&self) -> bool {
-        self.recording.load(std::sync::atomic::Ordering::Relaxed)
+        self.log.enabled()
     }
 
     /// The model, for the runner (acting as the service) and the checker.
