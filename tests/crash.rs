@@ -142,3 +142,32 @@ async fn a_dropped_result_ran_the_step() {
     assert!(c.pending_value().is_some(), "the step ran");
     c.f.shutdown().await;
 }
+
+/// The race behind a connection crash point: the function closes its n-th connection and at
+/// once calls Secrets Manager. Whichever the harness notices first, the call is held until
+/// the proxy has seen the close, and then vanishes: the trace never depends on scheduling.
+/// Here the "function" is this test itself (nothing to kill), so the call always arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_racing_a_connection_crash_point_never_reaches_the_trace() {
+    let world = World::new(24).await;
+    let upstream = format!("{}:{}", world.db.endpoint.host, world.db.endpoint.port).parse().unwrap();
+    let proxy = Arc::new(FaultProxy::start(upstream).await.unwrap());
+    let (arn, _) = world.secret_for("app/race", "crash_user_race", "initial-password-1").await;
+    let sdk = common::client(&world.endpoint.endpoint(), KEY);
+    for round in 0..20 {
+        let kill = KillSwitch::new();
+        let armed = arm(CrashPoint::DbConnectionClosed { nth: 1 }, kill.clone(), &world.emulator, KEY, Some(proxy.clone()));
+        let _ = world.emulator.log().take(KEY);
+        let conn = tokio::net::TcpStream::connect(proxy.addr()).await.unwrap();
+        drop(conn);
+        let answer = sdk.describe_secret().secret_id(&arn).send().await;
+        assert!(answer.is_err(), "round {round}: the caller was dead at its crash point, yet was answered");
+        assert!(kill.fired().is_some(), "round {round}");
+        assert!(world.emulator.log().take(KEY).is_empty(), "round {round}: a call after the crash point was recorded");
+        armed.disarm();
+        proxy.wait_until_idle(Duration::from_secs(5)).await;
+    }
+    // Disarmed, the same call is answered and recorded.
+    assert!(sdk.describe_secret().secret_id(&arn).send().await.is_ok());
+    assert_eq!(world.emulator.log().take(KEY).len(), 1);
+}

@@ -116,6 +116,44 @@ async fn warm_processes_keep_state_and_slots_have_their_own_keys() {
     f.shutdown().await;
 }
 
+/// A process keeps the environment it started with: a new one gets a process of its own, and
+/// a return to an earlier one finds that environment's process still warm (parked), until
+/// more environments than the parking limit have come between.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_environment_gets_its_own_process_and_earlier_ones_stay_parked() {
+    use rotcheck_harness::function::runtime_api::PARKED_PER_SLOT;
+    let f = python_function("parked", WELL_BEHAVED, &["AKIDPARK"], Duration::from_secs(30), Redactor::new()).await;
+    let exclude = |v: &str| vec![("EXCLUDE_CHARACTERS".to_string(), v.to_string())];
+    let run = |inv: rotcheck_harness::function::Invocation| match inv.outcome {
+        Outcome::Success { payload } => (inv.cold, payload["exclude"].as_str().unwrap().to_string(), payload["count"].as_i64().unwrap()),
+        o => panic!("{o:?}"),
+    };
+    f.set_env(exclude("a"));
+    assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (true, "a".into(), 1));
+    assert_eq!(run(f.invoke_in(0, &event(Step::SetSecret), InvokeOptions::default()).await), (false, "a".into(), 2));
+    let group_a = f.process_group(0).await.expect("warm");
+    f.set_env(exclude("b"));
+    assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (true, "b".into(), 1));
+    f.set_env(exclude("a"));
+    assert_eq!(run(f.invoke_in(0, &event(Step::TestSecret), InvokeOptions::default()).await), (false, "a".into(), 3), "a's process was parked");
+    assert_eq!(f.process_group(0).await, Some(group_a));
+    // More environments than can be parked: the least recently used process stops.
+    for i in 0..=PARKED_PER_SLOT {
+        f.set_env(exclude(&format!("other{i}")));
+        assert!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await).0);
+    }
+    no_survivors(group_a);
+    let parked = f.process_group(0).await.expect("warm");
+    f.set_env(exclude("a"));
+    assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (true, "a".into(), 1));
+    // Shutdown stops the parked processes too.
+    let group = f.process_group(0).await.expect("warm");
+    assert!(!parked.members().is_empty(), "the last environment's process is parked, not stopped");
+    f.shutdown().await;
+    no_survivors(group);
+    no_survivors(parked);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exception_is_a_function_error() {
     let code = "def lambda_handler(event, context):\n    raise ValueError('Secret version x not set as AWSPENDING')\n";

@@ -6,7 +6,9 @@
 
 use super::calllog::CallRecord;
 use crate::model::{ApiError, ErrorKind, Operation};
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What happens to one call.
@@ -24,7 +26,48 @@ pub enum Fault {
     /// Close the connection without applying the call or answering: the caller died as its
     /// request arrived (a crash point), or the request was lost on the way.
     Swallow,
+    /// Close the connection without applying the call, answering it or recording it: the
+    /// caller was already dead when it sent the call. A crash point that fires from an event
+    /// outside the emulator (a database connection closing) races the function's next call;
+    /// the call is held until the event decides, and vanishes if the caller died at it, so
+    /// that a schedule's trace is the same on every run.
+    Vanish,
+    /// Wait for the gate's decision, then apply the fault it returns (`None`: none).
+    Await(Gate),
 }
+
+/// A decision a hook cannot make at once: the emulator awaits it before handling the call.
+#[derive(Clone)]
+pub struct Gate(Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Option<Fault>> + Send>> + Send + Sync>);
+
+impl Gate {
+    /// A gate whose decision is the output of the future `decide` makes.
+    pub fn new<F>(decide: impl Fn() -> F + Send + Sync + 'static) -> Gate
+    where
+        F: Future<Output = Option<Fault>> + Send + 'static,
+    {
+        Gate(Arc::new(move || Box::pin(decide())))
+    }
+
+    /// Waits for the decision.
+    pub async fn decide(&self) -> Option<Fault> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Gate) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
 
 impl Fault {
     /// The throttling answer of AWS JSON services.

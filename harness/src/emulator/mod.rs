@@ -26,7 +26,7 @@ pub mod fault;
 pub mod sigv4;
 
 pub use calllog::{CallLog, CallOutcome, CallRecord};
-pub use fault::{CallHook, CallInfo, Fault, FaultPlan, FaultRule};
+pub use fault::{CallHook, CallInfo, Fault, FaultPlan, FaultRule, Gate};
 pub use sigv4::SignatureCheck;
 
 use crate::model::{Answer, ApiError, ErrorKind, Model, Operation, RotationTicket, SharedModel};
@@ -305,11 +305,20 @@ impl Emulator {
         };
         let hook = self.hooks.read().expect("hooks lock").get(&caller).cloned();
         let info = CallInfo { caller: &caller, op, index, body: &args };
-        let fault = hook.as_ref().and_then(|h| h.before(&info));
+        let mut fault = hook.as_ref().and_then(|h| h.before(&info));
+        while let Some(Fault::Await(gate)) = &fault {
+            fault = gate.decide().await;
+        }
         if let Some(Fault::Delay(d)) = &fault {
             tokio::time::sleep(*d).await;
         }
         let (rec, response) = match fault {
+            Some(Fault::Vanish) => {
+                // Not applied, answered or recorded: the caller was dead before it sent this.
+                kill.notify_one();
+                return std::future::pending().await;
+            }
+            Some(Fault::Await(_)) => unreachable!("gates are awaited above"),
             Some(Fault::Swallow) => (record(Some(op), CallOutcome::Lost { how: "request swallowed".into(), applied: false }), None),
             Some(Fault::Error(e)) => {
                 let rec = record(Some(op), CallOutcome::Error { kind: e.kind, message: e.message.clone(), injected: true });

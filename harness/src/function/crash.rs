@@ -7,11 +7,14 @@
 //!   written: it dies without having read it.
 //! * A database connection that *closes* fires the kill from the fault proxy's event; the
 //!   function's result is held back until the proxy has seen every connection of the step
-//!   end ([`ResultGate`]), so a result never overtakes the crash point.
+//!   end ([`ResultGate`]), so a result never overtakes the crash point. Likewise a Secrets
+//!   Manager call made once that connection has opened waits for the proxy's verdict: if the
+//!   connection's close killed the function, the call vanishes unrecorded (the process sent
+//!   it after its crash point, racing the proxy to notice the close).
 
 use super::KillSwitch;
 use crate::database::proxy::{FaultProxy, ProxyEvent};
-use crate::emulator::{CallHook, CallInfo, CallRecord, Emulator, Fault};
+use crate::emulator::{CallHook, CallInfo, CallRecord, Emulator, Fault, Gate};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -80,6 +83,38 @@ impl CallHook for ApiCrash {
     }
 }
 
+/// The emulator hook of a connection crash point: once the n-th connection has opened, a
+/// call waits (at most [`CLOSE_VERDICT`]) for the switch, and vanishes if it fired.
+struct ConnectionCrash {
+    connection: u64,
+    proxy: Arc<FaultProxy>,
+    kill: KillSwitch,
+}
+
+/// How long a call waits for the proxy to see the crash point's connection close. Only a
+/// function that calls Secrets Manager while holding that connection open waits this long;
+/// after it the call goes ahead.
+const CLOSE_VERDICT: Duration = Duration::from_secs(2);
+
+impl CallHook for ConnectionCrash {
+    fn before(&self, _call: &CallInfo<'_>) -> Option<Fault> {
+        if self.kill.fired().is_some() {
+            return Some(Fault::Vanish);
+        }
+        if self.proxy.total_connections() < self.connection {
+            return None;
+        }
+        let kill = self.kill.clone();
+        Some(Fault::Await(Gate::new(move || {
+            let kill = kill.clone();
+            async move {
+                let _ = tokio::time::timeout(CLOSE_VERDICT, kill.wait()).await;
+                kill.fired().map(|_| Fault::Vanish)
+            }
+        })))
+    }
+}
+
 /// Holds a function's result until every database connection of the step has closed and its
 /// events were seen, so that a connection crash point fires before the result is accepted.
 #[derive(Clone)]
@@ -143,6 +178,8 @@ pub fn arm(point: CrashPoint, kill: KillSwitch, emulator: &Arc<Emulator>, caller
             if let Some(p) = &proxy {
                 let mut events = p.subscribe();
                 let base = p.total_connections();
+                let hook = ConnectionCrash { connection: base + nth, proxy: p.clone(), kill: kill.clone() };
+                emulator.set_hook(caller, Arc::new(hook));
                 // Connections after the n-th are held: the kill decides, not the scheduler.
                 p.hold_after(Some(base + nth));
                 watcher = Some(tokio::spawn(async move {

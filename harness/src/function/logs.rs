@@ -4,7 +4,10 @@
 
 use crate::redact::Redactor;
 use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::net::unix::pipe;
 
 /// Bytes kept from the start of an invocation's output.
 pub const HEAD_BYTES: usize = 32 * 1024;
@@ -18,6 +21,29 @@ const SCAN_OVERLAP: usize = 16 * 1024;
 pub struct LogSink {
     redactor: Arc<Redactor>,
     inner: Mutex<Capture>,
+    /// The pipes read by [`LogSink::read_from`] (gone once a pipe reached its end).
+    pipes: Mutex<Vec<Weak<PipeSource>>>,
+    /// Whether output also came through [`LogSink::append`] from a source the sink cannot
+    /// see into (a container's log stream): then settling waits for quiet instead.
+    untracked: AtomicBool,
+}
+
+/// One pipe a reader task drains into the sink.
+struct PipeSource {
+    pipe: pipe::Receiver,
+    /// Held from taking bytes out of the pipe until they are appended, so that "the pipe is
+    /// empty" seen under it means "every byte written so far is in the sink".
+    reading: Mutex<()>,
+}
+
+impl PipeSource {
+    /// Bytes written to the pipe and not read yet.
+    fn unread(&self) -> usize {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int; the descriptor is open while `self` lives.
+        let r = unsafe { libc::ioctl(self.pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if r == 0 { n.max(0) as usize } else { 0 }
+    }
 }
 
 #[derive(Default)]
@@ -45,11 +71,41 @@ pub struct Captured {
 impl LogSink {
     /// A sink that redacts with `redactor`.
     pub fn new(redactor: Arc<Redactor>) -> Arc<LogSink> {
-        Arc::new(LogSink { redactor, inner: Mutex::new(Capture::default()) })
+        Arc::new(LogSink { redactor, inner: Mutex::new(Capture::default()), pipes: Mutex::new(Vec::new()), untracked: AtomicBool::new(false) })
     }
 
-    /// Appends output.
+    /// Drains the read end of a pipe (a process's stdout or stderr) into the sink until the
+    /// pipe ends, on a task of its own. Output that arrives this way settles exactly: see
+    /// [`LogSink::settle`].
+    pub fn read_from(self: &Arc<Self>, fd: OwnedFd) -> std::io::Result<()> {
+        let source = Arc::new(PipeSource { pipe: pipe::Receiver::from_owned_fd(fd)?, reading: Mutex::new(()) });
+        self.pipes.lock().expect("pipes lock").push(Arc::downgrade(&source));
+        let sink = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                if source.pipe.readable().await.is_err() {
+                    break;
+                }
+                let _reading = source.reading.lock().expect("pipe lock");
+                match source.pipe.try_read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => sink.take_in(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(_) => break,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Appends output from a source the sink does not read itself.
     pub fn append(&self, bytes: &[u8]) {
+        self.untracked.store(true, Ordering::Relaxed);
+        self.take_in(bytes);
+    }
+
+    fn take_in(&self, bytes: &[u8]) {
         let mut c = self.inner.lock().expect("log lock");
         c.appended += bytes.len() as u64;
         // Scan for leaks over the overlap and the new bytes.
@@ -72,20 +128,37 @@ impl LogSink {
         }
     }
 
-    /// Waits until the output has been quiet for 10 ms (at most 200 ms): a function's last
-    /// lines are in the pipe before its result reaches rotcheck, but the readers may not have
-    /// drained them yet.
+    /// Waits until what the function wrote before its result reached rotcheck is in the sink:
+    /// it wrote its last lines before answering, but the readers may not have drained them.
+    /// For pipes that is exact and usually immediate: every pipe is empty with no read in
+    /// progress. Output from elsewhere (a container's log stream) settles once it has been
+    /// quiet for 10 ms. Either way at most 200 ms.
     pub async fn settle(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-        let mut seen = self.inner.lock().expect("log lock").appended;
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            let now = self.inner.lock().expect("log lock").appended;
-            if now == seen || std::time::Instant::now() > deadline {
-                return;
+        if self.untracked.load(Ordering::Relaxed) {
+            let mut seen = self.inner.lock().expect("log lock").appended;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                let now = self.inner.lock().expect("log lock").appended;
+                if now == seen || std::time::Instant::now() > deadline {
+                    return;
+                }
+                seen = now;
             }
-            seen = now;
         }
+        while !self.drained() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Whether every pipe still open is empty and not being read from.
+    fn drained(&self) -> bool {
+        let mut pipes = self.pipes.lock().expect("pipes lock");
+        pipes.retain(|p| p.strong_count() > 0);
+        pipes.iter().filter_map(Weak::upgrade).all(|p| {
+            let _reading = p.reading.lock().expect("pipe lock");
+            p.unread() == 0
+        })
     }
 
     /// Returns what was captured since the last call and starts a new capture.
@@ -109,6 +182,37 @@ impl LogSink {
 mod tests {
     use super::*;
     use crate::model::SecretValue;
+
+    /// What a process wrote to its pipe before settling is in the sink after it, every time,
+    /// however the reader task was scheduled.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settling_takes_in_everything_written_to_a_pipe() {
+        let sink = LogSink::new(Redactor::new());
+        let (reader, writer) = std::io::pipe().unwrap();
+        sink.read_from(OwnedFd::from(reader)).unwrap();
+        let mut writer = Some(writer);
+        for round in 0..200 {
+            use std::io::Write;
+            // Mostly small lines, sometimes more than a pipe holds (the writer then waits for
+            // the reader, as a chatty function does).
+            let len = if round % 50 == 49 { 200_000 } else { 1 + round * 7 };
+            let letter = b'A' + (round % 26) as u8; // not in the "left out" marker
+            let line = vec![letter; len];
+            let mut w = writer.take().unwrap();
+            let w_back = tokio::task::spawn_blocking(move || {
+                w.write_all(&line).unwrap();
+                w
+            })
+            .await
+            .unwrap();
+            writer = Some(w_back);
+            sink.settle().await;
+            let c = sink.take();
+            let kept = c.text.bytes().filter(|b| *b == letter).count() as u64;
+            assert_eq!(kept + c.dropped, len as u64, "round {round}");
+        }
+        drop(writer);
+    }
 
     #[test]
     fn megabytes_are_bounded_and_leaks_in_the_middle_are_found() {

@@ -7,7 +7,6 @@ use super::logs::LogSink;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// What to run.
@@ -103,22 +102,11 @@ impl FunctionProcess {
                 let _ = stdin.shutdown().await;
             });
         }
-        for stream in [child.stdout.take().map(Pipe::Out), child.stderr.take().map(Pipe::Err)].into_iter().flatten() {
-            let sink = sink.clone();
-            tokio::spawn(async move {
-                let mut stream = stream;
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    let n = match &mut stream {
-                        Pipe::Out(s) => s.read(&mut buf).await,
-                        Pipe::Err(s) => s.read(&mut buf).await,
-                    };
-                    match n {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => sink.append(&buf[..n]),
-                    }
-                }
-            });
+        if let Some(out) = child.stdout.take() {
+            sink.read_from(out.into_owned_fd()?)?;
+        }
+        if let Some(err) = child.stderr.take() {
+            sink.read_from(err.into_owned_fd()?)?;
         }
         Ok(FunctionProcess { child, group: ProcessGroup(pid), exit: None })
     }
@@ -166,9 +154,4 @@ impl Drop for FunctionProcess {
             self.group.kill();
         }
     }
-}
-
-enum Pipe {
-    Out(tokio::process::ChildStdout),
-    Err(tokio::process::ChildStderr),
 }

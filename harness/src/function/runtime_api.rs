@@ -34,6 +34,10 @@ use tokio::sync::{Notify, oneshot};
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 /// The default timeout of a rotation function (the rotation templates' default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Warm processes kept per slot for environments other than the current one (see
+/// [`RuntimeApiFunction::set_env`]). A run's cases vary the function's environment (its
+/// password settings), and a cold Python start with boto3 costs more than a case's steps.
+pub const PARKED_PER_SLOT: usize = 3;
 
 /// A function run through a hosted Runtime API.
 pub struct RuntimeApiFunction {
@@ -154,6 +158,18 @@ pub struct FunctionConfig {
 
 struct Slot {
     key: String,
+    /// The function's own environment that `process` runs (or will start) with.
+    env: Vec<(String, String)>,
+    api: RuntimeApi,
+    sink: Arc<LogSink>,
+    process: Option<Box<dyn Instance>>,
+    /// Warm processes of other environments, the least recently used first.
+    parked: Vec<Parked>,
+}
+
+/// A warm process set aside with its Runtime API listener and output.
+struct Parked {
+    env: Vec<(String, String)>,
     api: RuntimeApi,
     sink: Arc<LogSink>,
     process: Option<Box<dyn Instance>>,
@@ -172,27 +188,52 @@ impl RuntimeApiFunction {
         let mut slots = Vec::new();
         let keys = if config.slot_keys.is_empty() { vec![config.aws.access_key_id.clone()] } else { config.slot_keys.clone() };
         for key in keys {
-            let arn = format!("arn:aws:lambda:{}:123456789012:function:{}", config.aws.region, config.name);
-            let api = RuntimeApi::start(launcher.api_bind(), arn).await?;
-            slots.push(tokio::sync::Mutex::new(Slot { key, api, sink: LogSink::new(redactor.clone()), process: None }));
+            let api = RuntimeApi::start(launcher.api_bind(), function_arn(&config)).await?;
+            let sink = LogSink::new(redactor.clone());
+            slots.push(tokio::sync::Mutex::new(Slot { key, env: config.env.clone(), api, sink, process: None, parked: Vec::new() }));
         }
         let env = std::sync::Mutex::new(config.env.clone());
         Ok(RuntimeApiFunction { launcher, config, env, redactor, slots })
     }
 
-    /// Sets the function's own environment (EXCLUDE_CHARACTERS, ...). When it differs from
-    /// the current one, the warm processes stop: the next invocations start cold with it, as
-    /// after a configuration change of a Lambda.
-    pub async fn set_env(&self, env: Vec<(String, String)>) {
-        let changed = {
-            let mut cur = self.env.lock().expect("env lock");
-            let changed = *cur != env;
-            *cur = env;
-            changed
+    /// Sets the function's own environment (EXCLUDE_CHARACTERS, ...) of the next invocations.
+    /// A process runs with the environment it started with, so an invocation under another
+    /// one never reaches it: it gets a process started with the new environment (cold, as
+    /// after a configuration change of a Lambda), or one parked earlier with exactly that
+    /// environment. Up to [`PARKED_PER_SLOT`] processes per slot stay parked, each with its own
+    /// Runtime API listener, so that cases which return to an environment find it warm.
+    pub fn set_env(&self, env: Vec<(String, String)>) {
+        *self.env.lock().expect("env lock") = env;
+    }
+
+    /// Makes `slot` run `want`: parks its process and brings back one parked with `want`, or
+    /// prepares a cold start with a new listener. Parked processes beyond the limit stop.
+    async fn switch_env(&self, slot: &mut Slot, want: Vec<(String, String)>) -> std::io::Result<()> {
+        let found = slot.parked.iter().position(|p| p.env == want);
+        let incoming = match found {
+            Some(i) => slot.parked.remove(i),
+            None => Parked {
+                env: want,
+                api: RuntimeApi::start(self.launcher.api_bind(), function_arn(&self.config)).await?,
+                sink: LogSink::new(self.redactor.clone()),
+                process: None,
+            },
         };
-        if changed {
-            Invoker::shutdown(self).await;
+        let mut outgoing = Parked {
+            env: std::mem::replace(&mut slot.env, incoming.env),
+            api: std::mem::replace(&mut slot.api, incoming.api),
+            sink: std::mem::replace(&mut slot.sink, incoming.sink),
+            process: std::mem::replace(&mut slot.process, incoming.process),
+        };
+        if outgoing.process.as_mut().is_some_and(|p| p.is_running()) {
+            slot.parked.push(outgoing);
         }
+        while slot.parked.len() > PARKED_PER_SLOT {
+            if let Some(mut p) = slot.parked.remove(0).process {
+                p.kill().await;
+            }
+        }
+        Ok(())
     }
 
     /// How many warm-process slots the function has.
@@ -235,13 +276,19 @@ impl RuntimeApiFunction {
         ];
         env.extend(aws.vars());
         env.extend(self.launcher.base_env());
-        env.extend(self.env.lock().expect("env lock").iter().cloned());
+        env.extend(slot.env.iter().cloned());
         env
     }
 
     async fn run(&self, slot: &mut Slot, event: &Event, options: InvokeOptions) -> Invocation {
         let started = Instant::now();
         let timeout = options.timeout.unwrap_or(self.config.timeout);
+        let want = self.env.lock().expect("env lock").clone();
+        if slot.env != want
+            && let Err(e) = self.switch_env(slot, want).await
+        {
+            return self.finish(slot, started, true, Outcome::Crashed { detail: format!("cannot start a Runtime API listener: {e}") });
+        }
         let mut cold = false;
         if !slot.process.as_mut().is_some_and(|p| p.is_running()) {
             cold = true;
@@ -356,9 +403,19 @@ impl Invoker for RuntimeApiFunction {
                     p.kill().await;
                 }
                 slot.api.reset();
+                for parked in std::mem::take(&mut slot.parked) {
+                    if let Some(mut p) = parked.process {
+                        p.kill().await;
+                    }
+                }
             }
         })
     }
+}
+
+/// The ARN a runtime client is told it runs as.
+fn function_arn(config: &FunctionConfig) -> String {
+    format!("arn:aws:lambda:{}:123456789012:function:{}", config.aws.region, config.name)
 }
 
 // ----- the Runtime API server ------------------------------------------------------------

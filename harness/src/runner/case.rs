@@ -50,6 +50,22 @@ pub(super) struct Case<'a> {
     disturbed: BTreeSet<(String, Step)>,
     /// The latest observation: the case's final state once it ends.
     last_observed: Option<Observed>,
+    /// Login probe results that still hold: see [`Case::observe_untimed`].
+    probe_memo: ProbeMemo,
+}
+
+/// Login probe results, valid while the database cannot have changed since they were taken.
+///
+/// The function reaches the database through the worker's fault proxy (the secret's host and
+/// port name it) and rotcheck's own probes only read, so while the proxy has accepted no
+/// connection since, and had none open then or now, a credential logs in exactly as it did.
+/// A function that keeps a connection open between invocations (a pool) always has one open:
+/// then nothing is reused.
+#[derive(Default)]
+struct ProbeMemo {
+    /// The proxy's connection count when the results were taken.
+    epoch: Option<u64>,
+    results: HashMap<(String, String), bool>,
 }
 
 impl<'a> Case<'a> {
@@ -79,6 +95,7 @@ impl<'a> Case<'a> {
             refused_reattempt: false,
             disturbed: BTreeSet::new(),
             last_observed: None,
+            probe_memo: ProbeMemo::default(),
         }
     }
 
@@ -333,20 +350,32 @@ impl<'a> Case<'a> {
                 None => Vec::new(),
             }
         };
-        // The login probes of the labelled versions' distinct credentials, all at once: they
-        // only read, and a case spends much of its time observing.
+        // Earlier results still hold while no function connection has touched the database.
+        let proxy = &self.worker.proxy;
+        let epoch = (proxy.open_connections() == 0).then(|| proxy.total_connections());
+        if epoch.is_none() || epoch != self.probe_memo.epoch {
+            self.probe_memo.results.clear();
+        }
+        self.probe_memo.epoch = epoch;
+        // The login probes of the labelled versions' distinct credentials not known yet, all at
+        // once: they only read, and a case spends much of its time observing.
         let mut probes: HashMap<(String, String), tokio::task::JoinHandle<bool>> = HashMap::new();
         for (_, _, labels, value) in &versions {
             if let Some(c) = value.as_deref().and_then(parse_credentials)
                 && !labels.is_empty()
             {
-                probes.entry((c.user.clone(), c.password.clone())).or_insert_with(|| {
+                let key = (c.user.clone(), c.password.clone());
+                if self.probe_memo.results.contains_key(&key) {
+                    continue;
+                }
+                probes.entry(key).or_insert_with(|| {
                     let db = self.infra.db.clone();
                     tokio::spawn(async move { db.login(&db.endpoint, &c).await.ok() })
                 });
             }
         }
-        let mut cache: HashMap<(String, String), bool> = HashMap::new();
+        self.stats.probes += probes.len() as u64;
+        let mut cache = std::mem::take(&mut self.probe_memo.results);
         for (key, probe) in probes {
             let ok = probe.await.expect("a login probe does not panic");
             cache.insert(key, ok);
@@ -368,6 +397,9 @@ impl<'a> Case<'a> {
                 user: creds.map(|c| c.user),
                 logs_in,
             });
+        }
+        if epoch.is_some() {
+            self.probe_memo.results = cache;
         }
         let o = Observed { versions: seen };
         self.last_observed = Some(o.clone());

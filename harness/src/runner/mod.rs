@@ -190,6 +190,8 @@ pub struct CaseStats {
     /// function's calls, part of `function`), `setup` and `teardown` (the case's role, secret
     /// and tables), `observe` (reading the state and the login probes after each command).
     pub timing_us: BTreeMap<String, u64>,
+    /// Login probes run to observe the state (results that still held were reused instead).
+    pub probes: u64,
 }
 
 impl CaseStats {
@@ -207,6 +209,7 @@ impl CaseStats {
         self.client_logins += o.client_logins;
         self.operator += o.operator;
         self.unavailable_windows += o.unavailable_windows;
+        self.probes += o.probes;
         for (dst, src) in [(&mut self.kills, &o.kills), (&mut self.faults, &o.faults), (&mut self.usernames, &o.usernames), (&mut self.forced_chars, &o.forced_chars)] {
             for (k, v) in src {
                 *dst.entry(k.clone()).or_default() += v;
@@ -291,10 +294,10 @@ impl Runner {
     }
 
     /// Runs one case on `worker`. The function's environment for the case is the run's plus
-    /// the schedule's setup, so a setup that changes it restarts the worker's processes.
+    /// the schedule's setup: a setup that changes it runs on processes started with it.
     pub async fn run_case(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule) -> CaseResult {
         let w = &self.workers[worker];
-        w.function.set_env(self.case_env(schedule)).await;
+        w.function.set_env(self.case_env(schedule));
         case::Case::new(&self.config, &self.infra, w, index, seed).run(schedule, seed).await
     }
 
