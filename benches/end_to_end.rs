@@ -24,8 +24,8 @@ fn main() {
         .unwrap_or_default();
     println!("end to end: {cases} cases of fixtures/python/postgres-single-user, local PostgreSQL; {cores} cores ({cpu})");
     println!(
-        "{:>8} {:>9} {:>8} {:>13} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        "workers", "wall s", "cases/s", "commands/case", "function", "emulator", "rotcheck", "probes", "peak MiB"
+        "{:>8} {:>9} {:>8} {:>13} {:>10} {:>10} {:>10} {:>10} {:>12} {:>9}",
+        "workers", "wall s", "cases/s", "commands/case", "function", "emulator", "rotcheck", "probes", "probes/case", "peak MiB"
     );
     // `-- 256 --workers 2` runs one worker count only.
     let args: Vec<String> = std::env::args().collect();
@@ -67,13 +67,14 @@ fn main() {
             .and_then(|l| l.split_whitespace().next())
             .unwrap_or("?");
         println!(
-            "{w:>8} {wall:>9.1} {:>8.2} {:>13.1} {:>9.0}% {:>9.1}% {:>9.0}% {:>9.0}% {peak:>9}",
+            "{w:>8} {wall:>9.1} {:>8.2} {:>13.1} {:>9.0}% {:>9.1}% {:>9.0}% {:>9.0}% {:>12.1} {peak:>9}",
             r["cases"].as_f64().unwrap_or(0.0) / wall,
             c["commands"].as_f64().unwrap_or(0.0) / r["cases"].as_f64().unwrap_or(1.0).max(1.0),
             (t("function") - t("emulator")) / total * 100.0,
             t("emulator") / total * 100.0,
             rotcheck / total * 100.0,
             probes / total * 100.0,
+            c["probes"].as_f64().unwrap_or(0.0) / r["cases"].as_f64().unwrap_or(1.0).max(1.0),
         );
     }
     println!("(shares are of the summed case time; the function's share includes its own database work)");

@@ -550,12 +550,13 @@ fn summary(passed: &BTreeMap<Property, u64>, cases: u64, s: &CaseStats, operator
     let pct = |v: f64| v / total * 100.0;
     let rest = (t("total") - t("function") - t("setup") - t("teardown") - t("observe")).max(0.0);
     println!(
-        "  time per case {:.0} ms: in the function {:.0}% (its database work included), in the emulator {:.1}%, in rotcheck {:.0}% (setup {:.0}%, state reads and probes {:.0}%, teardown {:.0}%, the rest {:.0}%)",
+        "  time per case {:.0} ms: in the function {:.0}% (its database work included), in the emulator {:.1}%, in rotcheck {:.0}% (setup {:.0}%, state reads and {} login probes {:.0}%, teardown {:.0}%, the rest {:.0}%)",
         total / 1000.0 / cases.max(1) as f64,
         pct(t("function") - t("emulator")),
         pct(t("emulator")),
         pct(t("setup") + t("observe") + t("teardown") + rest),
         pct(t("setup")),
+        s.probes,
         pct(t("observe")),
         pct(t("teardown")),
         pct(rest)

@@ -145,11 +145,45 @@ fn port_is_closed(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
 }
 
+/// A login fingerprint changes with everything that decides whether a password logs in, and
+/// only then: the engine reuses a probe's verdict while it is unchanged.
+async fn login_fingerprints_follow_what_decides_a_login(server: &Server) {
+    let user = "fp_user".to_string();
+    let of = || async { server.login_fingerprints(std::slice::from_ref(&user)).await.expect("a superuser reads pg_authid").remove(&user) };
+    assert_eq!(of().await, None, "no such role yet");
+    server.create_role(&user, "first-password-1").await.unwrap();
+    let first = of().await.expect("the role has one");
+    assert_eq!(server.login(&server.endpoint, &creds(&user, "first-password-1")).await, LoginOutcome::Authenticated);
+    assert_eq!(server.login(&server.endpoint, &creds(&user, "wrong-password-1")).await, LoginOutcome::AuthenticationFailed);
+    assert_eq!(of().await.as_ref(), Some(&first), "logins, right or wrong, change nothing");
+    server.set_password(&user, "first-password-1").await.unwrap();
+    let reset = of().await.unwrap();
+    assert_ne!(reset, first, "the same password set again has a new salt");
+    server.set_password(&user, "second-password-2").await.unwrap();
+    let second = of().await.unwrap();
+    assert_ne!(second, reset);
+    let quoted = "\"fp_user\"";
+    for (change, undo) in [
+        (format!("ALTER ROLE {quoted} NOLOGIN"), format!("ALTER ROLE {quoted} LOGIN")),
+        (format!("ALTER ROLE {quoted} VALID UNTIL '2001-01-01'"), format!("ALTER ROLE {quoted} VALID UNTIL 'infinity'")),
+        (format!("ALTER ROLE {quoted} CONNECTION LIMIT 0"), format!("ALTER ROLE {quoted} CONNECTION LIMIT -1")),
+        ("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC".to_string(), "GRANT CONNECT ON DATABASE postgres TO PUBLIC".to_string()),
+    ] {
+        let before = of().await.unwrap();
+        server.admin_execute(&change).await.unwrap();
+        assert_ne!(of().await.unwrap(), before, "{change}");
+        server.admin_execute(&undo).await.unwrap();
+    }
+    server.drop_role(&user).await.unwrap();
+    assert_eq!(of().await, None);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_postgres() {
     let server = LocalProvider::default().start(Engine::Postgres).await.expect("local PostgreSQL starts");
     assert_eq!(server.flavor, Flavor::Postgres);
     exercise(&server, "_lp").await;
+    login_fingerprints_follow_what_decides_a_login(&server).await;
     let port = server.endpoint.port;
     let dirs = rotcheck_dirs();
     assert!(!dirs.is_empty());
@@ -164,6 +198,7 @@ async fn local_mariadb() {
     assert_eq!(server.flavor, Flavor::Mariadb);
     exercise(&server, "_lm").await;
     mariadb_roles_are_followed(&server).await;
+    assert_eq!(server.login_fingerprints(&["anyone".to_string()]).await, None, "MariaDB has no fingerprints: probes decide");
     let port = server.endpoint.port;
     drop(server);
     assert!(port_is_closed(port));
@@ -184,6 +219,7 @@ async fn docker_mariadb() {
     assert_eq!(server.flavor, Flavor::Mariadb);
     exercise(&server, "_dm").await;
     mariadb_roles_are_followed(&server).await;
+    assert_eq!(server.login_fingerprints(&["anyone".to_string()]).await, None, "MariaDB has no fingerprints: probes decide");
     let port = server.endpoint.port;
     drop(server);
     assert!(port_is_closed(port));

@@ -21,12 +21,13 @@ pub const MIN_SECRET_LEN: usize = 4;
 /// of the member name). Other members (`username`, `host`, `engine`) stay readable.
 const SECRET_FIELDS: [&str; 5] = ["password", "secret", "token", "key", "credential"];
 
-/// How many needles may be registered after the main automaton was built before it is built
-/// again. A run registers values all along (every rotation makes a password) and redacts after
-/// each: rebuilding one automaton over every needle each time made redaction quadratic in the
-/// run's length (benches/soak.rs --record). Newer needles go to a small second automaton.
-const TAIL_MAX: usize = 512;
-
+/// A run registers values all along (every rotation makes a password) and redacts after each
+/// registration. Rebuilding one automaton over every needle each time made redaction quadratic
+/// in the run's length (benches/soak.rs --record), and so did a large automaton rebuilt every
+/// few hundred needles. The needles are instead covered by a few automatons over consecutive
+/// ranges, merged like the digits of a binary counter: a new range absorbs the ranges before it
+/// that are no larger than it, so every needle is rebuilt into O(log n) automatons in all and
+/// a text is searched by O(log n) of them.
 #[derive(Default)]
 struct Inner {
     /// (needle, alias, strong): a strong alias (a stored value) is never replaced by a weak
@@ -34,62 +35,62 @@ struct Inner {
     entries: Vec<(String, String, bool)>,
     /// Where each needle is in `entries`.
     index: HashMap<String, usize>,
-    /// An automaton over `entries[..n]`, and n.
-    main: Option<(AhoCorasick, usize)>,
-    /// An automaton over `entries[n..]` (None when stale or empty).
-    tail: Option<AhoCorasick>,
+    /// Automatons over `entries[start..end]`, in order, ranges adjacent from 0, sizes
+    /// decreasing.
+    tiers: Vec<(AhoCorasick, usize, usize)>,
     random_passwords: usize,
 }
 
 impl Inner {
-    fn main_len(&self) -> usize {
-        self.main.as_ref().map_or(0, |m| m.1)
+    /// How many entries the automatons cover.
+    fn covered(&self) -> usize {
+        self.tiers.last().map_or(0, |t| t.2)
     }
 
     /// Whether the automatons cover every entry.
     fn built(&self) -> bool {
-        self.main.is_some() && (self.tail.is_some() || self.entries.len() == self.main_len()) && self.entries.len() - self.main_len() <= TAIL_MAX
+        self.covered() == self.entries.len()
     }
 
     fn build(&mut self) {
-        let automaton = |entries: &[(String, String, bool)]| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostLongest)
-                .build(entries.iter().map(|(n, _, _)| n.as_str()))
-                .expect("needles build an automaton")
-        };
-        if self.main.is_none() || self.entries.len() - self.main_len() > TAIL_MAX {
-            self.main = Some((automaton(&self.entries), self.entries.len()));
-            self.tail = None;
-        } else if self.tail.is_none() && self.entries.len() > self.main_len() {
-            self.tail = Some(automaton(&self.entries[self.main_len()..]));
+        let end = self.entries.len();
+        let mut start = self.covered();
+        if start == end {
+            return;
         }
+        while let Some((_, s, e)) = self.tiers.last() {
+            if end - start < e - s {
+                break;
+            }
+            start = *s;
+            self.tiers.pop();
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(self.entries[start..end].iter().map(|(n, _, _)| n.as_str()))
+            .expect("needles build an automaton");
+        self.tiers.push((automaton, start, end));
     }
 
     /// The leftmost-longest non-overlapping matches of every needle in `text`, as one
     /// automaton over all of them would find them: (start, end, entry). At each step the
-    /// earlier match of the two automatons wins, and at the same start the longer one.
+    /// earliest match of the automatons wins, and at the same start the longest (a needle is
+    /// in one automaton only, so there is no other tie).
     fn matches(&self, text: &str) -> Vec<(usize, usize, usize)> {
-        let Some((main, main_len)) = &self.main else { return Vec::new() };
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < text.len() {
-            let a = main.find(Input::new(text).span(pos..text.len()));
-            let b = self.tail.as_ref().and_then(|t| t.find(Input::new(text).span(pos..text.len())));
-            let (m, offset) = match (a, b) {
-                (None, None) => break,
-                (Some(a), None) => (a, 0),
-                (None, Some(b)) => (b, *main_len),
-                (Some(a), Some(b)) => {
-                    if b.start() < a.start() || (b.start() == a.start() && b.end() > a.end()) {
-                        (b, *main_len)
-                    } else {
-                        (a, 0)
-                    }
+            let mut best: Option<(usize, usize, usize)> = None;
+            for (automaton, offset, _) in &self.tiers {
+                if let Some(m) = automaton.find(Input::new(text).span(pos..text.len()))
+                    && best.is_none_or(|(s, e, _)| m.start() < s || (m.start() == s && m.end() > e))
+                {
+                    best = Some((m.start(), m.end(), offset + m.pattern().as_usize()));
                 }
-            };
-            out.push((m.start(), m.end(), offset + m.pattern().as_usize()));
-            pos = m.end();
+            }
+            let Some(found) = best else { break };
+            out.push(found);
+            pos = found.1;
         }
         out
     }
@@ -194,7 +195,6 @@ impl Redactor {
                     let i = inner.entries.len();
                     inner.index.insert(form.clone(), i);
                     inner.entries.push((form, alias.to_string(), strong));
-                    inner.tail = None;
                 }
             }
         }
@@ -313,10 +313,10 @@ fn percent_encode(value: &str, plus: bool) -> String {
 mod tests {
     use super::*;
 
-    /// The two automatons together replace exactly what one automaton over every needle
-    /// would (leftmost-longest, earlier needles first on a tie), across rebuilds.
+    /// The tiers together replace exactly what one automaton over every needle would
+    /// (leftmost-longest), across merges.
     #[test]
-    fn main_and_tail_automatons_match_one_automaton_over_everything() {
+    fn tiered_automatons_match_one_automaton_over_everything() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let r = Redactor::default();
@@ -336,11 +336,11 @@ mod tests {
                     dst.push_str(&inner.entries[m.pattern().as_usize()].1);
                     true
                 });
-                assert_eq!(got, want, "after {i} needles ({} entries, main {})", inner.entries.len(), inner.main_len());
+                assert_eq!(got, want, "after {i} needles ({} entries, {} tiers)", inner.entries.len(), inner.tiers.len());
             }
         }
         let inner = r.inner.read().unwrap();
-        assert!(inner.entries.len() > TAIL_MAX && inner.main_len() > 0 && inner.main_len() < inner.entries.len() + 1, "both tiers were exercised");
+        assert!(inner.tiers.len() > 2, "several tiers were exercised: {}", inner.tiers.len());
     }
 
     #[test]

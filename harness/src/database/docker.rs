@@ -187,6 +187,7 @@ fn server(engine: Engine, flavor: Flavor, host: String, port: u16, admin: Creden
         provider: "docker",
         startup: Duration::ZERO,
         next_object: AtomicU64::new(1),
+        admin_idle: Default::default(),
         _guard: guard,
     }
 }

@@ -10,7 +10,7 @@ use super::{Credentials, DbError, Endpoint, Server};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Row};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 /// A database engine family.
@@ -155,6 +155,14 @@ impl Conn {
         }
     }
 
+    /// Whether the connection still answers.
+    pub(crate) async fn ping(&mut self) -> bool {
+        match self {
+            Conn::Pg(c) => c.ping().await.is_ok(),
+            Conn::My(c) => c.ping().await.is_ok(),
+        }
+    }
+
     pub(crate) async fn close(self) {
         let _ = match self {
             Conn::Pg(c) => c.close().await,
@@ -225,13 +233,74 @@ impl PrivilegeSet {
 }
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Idle admin connections kept per server.
+const ADMIN_IDLE_MAX: usize = 4;
 
 impl Server {
-    /// A fresh admin connection to the probe database.
+    /// An admin connection to the probe database: an idle one that still answers, else a new
+    /// one. Give it back with [`Server::release`] when done; a connection that hit an error is
+    /// simply dropped. Every case creates and drops roles, and a login costs the server more
+    /// than the statements.
     pub(crate) async fn admin_conn(&self) -> Result<Conn, DbError> {
+        loop {
+            let idle = self.admin_idle.lock().expect("admin pool lock").pop();
+            let Some(mut c) = idle else { break };
+            if c.ping().await {
+                return Ok(c);
+            }
+        }
         connect(self.engine, &self.endpoint, &self.admin, Some(&self.database), ADMIN_TIMEOUT)
             .await
             .map_err(|e| DbError::sql(format!("admin login to {} at {}", self.engine.name(), self.endpoint), e))
+    }
+
+    /// Returns an admin connection for reuse (a few are kept; the rest close).
+    pub(crate) async fn release(&self, c: Conn) {
+        let extra = {
+            let mut idle = self.admin_idle.lock().expect("admin pool lock");
+            if idle.len() < ADMIN_IDLE_MAX {
+                idle.push(c);
+                None
+            } else {
+                Some(c)
+            }
+        };
+        if let Some(c) = extra {
+            c.close().await;
+        }
+    }
+
+    /// What decides, per user, whether a password logs in, as an opaque digest: on PostgreSQL
+    /// the role's password verifier, LOGIN, VALID UNTIL (and whether it has passed), connection
+    /// limit and memberships, and every database's access list. Equal digests mean a password
+    /// that logged in (or was refused) still does. A user that does not exist gets none.
+    /// `None` when it cannot be read (MySQL and MariaDB, an admin account that is not a
+    /// superuser): then the caller must not assume anything.
+    pub async fn login_fingerprints(&self, users: &[String]) -> Option<HashMap<String, String>> {
+        if self.engine != Engine::Postgres {
+            return None;
+        }
+        let mut c = self.admin_conn().await.ok()?;
+        let Conn::Pg(pg) = &mut c else { return None };
+        let rows: Result<Vec<(String, String)>, _> = sqlx::query_as(
+            "SELECT a.rolname, encode(sha256(convert_to(concat_ws('|', \
+                coalesce(a.rolpassword, '<none>'), a.rolcanlogin, coalesce(a.rolvaliduntil::text, '<none>'), \
+                a.rolvaliduntil IS NULL OR a.rolvaliduntil > now(), a.rolconnlimit, \
+                (SELECT coalesce(string_agg(m.roleid::text, ',' ORDER BY m.roleid), '') FROM pg_auth_members m WHERE m.member = a.oid), \
+                (SELECT string_agg(d.datname || '=' || coalesce(d.datacl::text, '<default>'), ',' ORDER BY d.datname) FROM pg_database d)), \
+                'UTF8')), 'hex') \
+             FROM pg_authid a WHERE a.rolname = ANY($1)",
+        )
+        .bind(users)
+        .fetch_all(&mut *pg)
+        .await;
+        match rows {
+            Ok(rows) => {
+                self.release(c).await;
+                Some(rows.into_iter().collect())
+            }
+            Err(_) => None,
+        }
     }
 
     /// Creates a login role `name` with `password` and a probe table it can read and write.
@@ -264,7 +333,7 @@ impl Server {
             // The error text of CREATE ROLE could echo the statement; report the step only.
             c.execute(&s).await.map_err(|e| DbError::sql(ctx(first_words(&s)), sanitize(&e, password)))?;
         }
-        c.close().await;
+        self.release(c).await;
         Ok(Role { name: name.to_string(), table })
     }
 
@@ -304,7 +373,7 @@ impl Server {
                 }
             }
         }
-        c.close().await;
+        self.release(c).await;
         Ok(())
     }
 
@@ -337,7 +406,7 @@ impl Server {
         for s in stmts {
             c.execute(&s).await.map_err(|e| DbError::sql(&ctx, sanitize(&e, password)))?;
         }
-        c.close().await;
+        self.release(c).await;
         Ok(())
     }
 
@@ -345,7 +414,7 @@ impl Server {
     pub async fn admin_execute(&self, sql: &str) -> Result<(), DbError> {
         let mut c = self.admin_conn().await?;
         c.execute(sql).await.map_err(|e| DbError::sql("admin statement", e))?;
-        c.close().await;
+        self.release(c).await;
         Ok(())
     }
 
@@ -360,7 +429,7 @@ impl Server {
             Engine::Mysql => format!("ALTER USER {who} IDENTIFIED BY {pw}"),
         };
         c.execute(&sql).await.map_err(|e| DbError::sql(&ctx, sanitize(&e, password)))?;
-        c.close().await;
+        self.release(c).await;
         Ok(())
     }
 
@@ -396,7 +465,7 @@ impl Server {
                 c.execute(&format!("DROP USER IF EXISTS {who}")).await.map_err(|e| DbError::sql(&ctx, e))?;
             }
         }
-        c.close().await;
+        self.release(c).await;
         Ok(())
     }
 
@@ -413,7 +482,7 @@ impl Server {
             Conn::Pg(pg) => pg_privileges(pg, name).await.map_err(|e| DbError::sql(&ctx, e))?,
             Conn::My(my) => mysql_privileges(my, self.flavor, name).await.map_err(|e| DbError::sql(&ctx, e))?,
         };
-        c.close().await;
+        self.release(c).await;
         Ok(set)
     }
 

@@ -65,6 +65,7 @@ impl Provider for LocalProvider {
                         provider: "local",
                         startup: Duration::ZERO,
                         next_object: AtomicU64::new(0),
+                        admin_idle: Default::default(),
                         _guard: Box::new(()),
                     };
                     bootstrap.admin_execute(&format!("CREATE DATABASE {DATABASE}")).await?;
@@ -81,6 +82,7 @@ impl Provider for LocalProvider {
                 provider: "local",
                 startup: started.elapsed(),
                 next_object: AtomicU64::new(1),
+                admin_idle: Default::default(),
                 _guard: Box::new(running),
             })
         })

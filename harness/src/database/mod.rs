@@ -123,6 +123,8 @@ pub struct Server {
     /// How long the server took to start.
     pub startup: Duration,
     pub(crate) next_object: AtomicU64,
+    /// Idle admin connections for reuse (see `Server::admin_conn`); closed before the server stops.
+    pub(crate) admin_idle: std::sync::Mutex<Vec<engine::Conn>>,
     /// Keeps the container or process alive; dropping it stops and removes the server.
     pub(crate) _guard: Box<dyn Send + Sync>,
 }
@@ -152,6 +154,7 @@ impl Server {
             provider: self.provider,
             startup: Duration::ZERO,
             next_object: AtomicU64::new(self.next_object.load(Ordering::Relaxed) + 1_000_000),
+            admin_idle: Default::default(),
             _guard: Box::new(()),
         }
     }

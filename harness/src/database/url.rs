@@ -104,6 +104,7 @@ impl Provider for UrlProvider {
                 provider: "url",
                 startup: started.elapsed(),
                 next_object: AtomicU64::new(1),
+                admin_idle: Default::default(),
                 _guard: Box::new(()),
             })
         })

@@ -6,7 +6,7 @@ use super::trace::TraceEvent;
 use super::{CaseResult, CaseStats, Infra, RunConfig, Worker};
 use crate::checker::{self, Observed, Property, SeenVersion, Violation};
 use crate::database::proxy::ProxyMode;
-use crate::database::{Credentials, Engine};
+use crate::database::{Credentials, Engine, LoginOutcome};
 use crate::emulator::{CallOutcome, CallRecord, Fault, FaultPlan};
 use crate::function::crash::{self, CrashPoint};
 use crate::function::{Event, Invocation, InvokeOptions, KillSwitch, Outcome, Step};
@@ -54,18 +54,21 @@ pub(super) struct Case<'a> {
     probe_memo: ProbeMemo,
 }
 
-/// Login probe results, valid while the database cannot have changed since they were taken.
+/// Login probe results, reused while what decides them cannot have changed.
 ///
-/// The function reaches the database through the worker's fault proxy (the secret's host and
-/// port name it) and rotcheck's own probes only read, so while the proxy has accepted no
-/// connection since, and had none open then or now, a credential logs in exactly as it did.
-/// A function that keeps a connection open between invocations (a pool) always has one open:
-/// then nothing is reused.
+/// Where the server tells (PostgreSQL with a superuser admin), a result is kept with the
+/// user's login fingerprint ([`crate::database::Server::login_fingerprints`]) and holds while
+/// that is unchanged. Elsewhere the function reaches the database through the worker's fault
+/// proxy (the secret's host and port name it) and rotcheck's own probes only read, so while
+/// the proxy has accepted no connection since, and had none open then or now, a credential
+/// logs in exactly as it did. Only verdicts are kept: "authenticated" and "refused", never a
+/// server or network failure.
 #[derive(Default)]
 struct ProbeMemo {
-    /// The proxy's connection count when the results were taken.
+    /// The proxy's connection count when the results were taken (no fingerprints).
     epoch: Option<u64>,
-    results: HashMap<(String, String), bool>,
+    /// (user, password) -> (the user's fingerprint then, if any; logged in).
+    results: HashMap<(String, String), (Option<String>, bool)>,
 }
 
 impl<'a> Case<'a> {
@@ -350,35 +353,50 @@ impl<'a> Case<'a> {
                 None => Vec::new(),
             }
         };
-        // Earlier results still hold while no function connection has touched the database.
+        let creds: Vec<Credentials> = versions
+            .iter()
+            .filter(|(_, _, labels, _)| !labels.is_empty())
+            .filter_map(|(_, _, _, value)| value.as_deref().and_then(parse_credentials))
+            .collect();
+        let mut users: Vec<String> = creds.iter().map(|c| c.user.clone()).collect();
+        users.sort();
+        users.dedup();
+        // Earlier verdicts still hold while the users' fingerprints are unchanged, or (without
+        // fingerprints) while no function connection has touched the database.
+        let fingerprints = if creds.is_empty() { None } else { self.infra.db.login_fingerprints(&users).await };
         let proxy = &self.worker.proxy;
         let epoch = (proxy.open_connections() == 0).then(|| proxy.total_connections());
-        if epoch.is_none() || epoch != self.probe_memo.epoch {
-            self.probe_memo.results.clear();
+        let memo = &mut self.probe_memo;
+        match &fingerprints {
+            Some(f) => memo.results.retain(|(user, _), (then, _)| then.is_some() && then.as_ref() == f.get(user)),
+            None if epoch.is_none() || epoch != memo.epoch => memo.results.clear(),
+            None => memo.results.retain(|_, (then, _)| then.is_none()),
         }
-        self.probe_memo.epoch = epoch;
+        memo.epoch = epoch;
         // The login probes of the labelled versions' distinct credentials not known yet, all at
         // once: they only read, and a case spends much of its time observing.
-        let mut probes: HashMap<(String, String), tokio::task::JoinHandle<bool>> = HashMap::new();
-        for (_, _, labels, value) in &versions {
-            if let Some(c) = value.as_deref().and_then(parse_credentials)
-                && !labels.is_empty()
-            {
-                let key = (c.user.clone(), c.password.clone());
-                if self.probe_memo.results.contains_key(&key) {
-                    continue;
-                }
-                probes.entry(key).or_insert_with(|| {
-                    let db = self.infra.db.clone();
-                    tokio::spawn(async move { db.login(&db.endpoint, &c).await.ok() })
-                });
+        let mut probes: HashMap<(String, String), tokio::task::JoinHandle<LoginOutcome>> = HashMap::new();
+        for c in creds {
+            let key = (c.user.clone(), c.password.clone());
+            if memo.results.contains_key(&key) {
+                continue;
             }
+            probes.entry(key).or_insert_with(|| {
+                let db = self.infra.db.clone();
+                tokio::spawn(async move { db.login(&db.endpoint, &c).await })
+            });
         }
         self.stats.probes += probes.len() as u64;
-        let mut cache = std::mem::take(&mut self.probe_memo.results);
+        let mut cache: HashMap<(String, String), bool> = memo.results.iter().map(|(k, (_, ok))| (k.clone(), *ok)).collect();
         for (key, probe) in probes {
-            let ok = probe.await.expect("a login probe does not panic");
-            cache.insert(key, ok);
+            let outcome = probe.await.expect("a login probe does not panic");
+            if matches!(outcome, LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) {
+                let then = fingerprints.as_ref().and_then(|f| f.get(&key.0).cloned());
+                if then.is_some() || epoch.is_some() {
+                    memo.results.insert(key.clone(), (then, outcome.ok()));
+                }
+            }
+            cache.insert(key, outcome.ok());
         }
         let mut seen = Vec::new();
         for (id, ordinal, labels, value) in versions {
@@ -397,9 +415,6 @@ impl<'a> Case<'a> {
                 user: creds.map(|c| c.user),
                 logs_in,
             });
-        }
-        if epoch.is_some() {
-            self.probe_memo.results = cache;
         }
         let o = Observed { versions: seen };
         self.last_observed = Some(o.clone());
