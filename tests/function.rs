@@ -117,11 +117,11 @@ async fn warm_processes_keep_state_and_slots_have_their_own_keys() {
 }
 
 /// A process keeps the environment it started with: a new one gets a process of its own, and
-/// a return to an earlier one finds that environment's process still warm (parked), until
-/// more environments than the parking limit have come between.
+/// a return to an earlier one finds that environment's process still warm (parked); beyond
+/// the parking limit the least used environments' processes stop.
 #[tokio::test(flavor = "multi_thread")]
 async fn another_environment_gets_its_own_process_and_earlier_ones_stay_parked() {
-    use rotcheck_harness::function::runtime_api::PARKED_PER_SLOT;
+    use rotcheck_harness::function::runtime_api::PARKED_FIRST_SLOT;
     let f = python_function("parked", WELL_BEHAVED, &["AKIDPARK"], Duration::from_secs(30), Redactor::new()).await;
     let exclude = |v: &str| vec![("EXCLUDE_CHARACTERS".to_string(), v.to_string())];
     let run = |inv: rotcheck_harness::function::Invocation| match inv.outcome {
@@ -134,18 +134,21 @@ async fn another_environment_gets_its_own_process_and_earlier_ones_stay_parked()
     let group_a = f.process_group(0).await.expect("warm");
     f.set_env(exclude("b"));
     assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (true, "b".into(), 1));
+    let group_b = f.process_group(0).await.expect("warm");
     f.set_env(exclude("a"));
     assert_eq!(run(f.invoke_in(0, &event(Step::TestSecret), InvokeOptions::default()).await), (false, "a".into(), 3), "a's process was parked");
     assert_eq!(f.process_group(0).await, Some(group_a));
-    // More environments than can be parked: the least recently used process stops.
-    for i in 0..=PARKED_PER_SLOT {
+    // More environments than can be parked: the least used process stops (of equals, the one
+    // parked longest), and the busy one stays.
+    for i in 0..=PARKED_FIRST_SLOT {
         f.set_env(exclude(&format!("other{i}")));
         assert!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await).0);
     }
-    no_survivors(group_a);
+    no_survivors(group_b);
+    assert!(!group_a.members().is_empty(), "the most used environment stays parked");
     let parked = f.process_group(0).await.expect("warm");
     f.set_env(exclude("a"));
-    assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (true, "a".into(), 1));
+    assert_eq!(run(f.invoke_in(0, &event(Step::CreateSecret), InvokeOptions::default()).await), (false, "a".into(), 4));
     // Shutdown stops the parked processes too.
     let group = f.process_group(0).await.expect("warm");
     assert!(!parked.members().is_empty(), "the last environment's process is parked, not stopped");
@@ -190,9 +193,11 @@ def lambda_handler(event, context):
     assert!(inv.outcome.is_unknown());
     assert!(t.elapsed() < Duration::from_secs(10), "rotcheck does not hang: {:?}", t.elapsed());
     no_survivors(group);
-    assert!(f.process_group(0).await.is_none(), "the killed process is gone");
+    let replacement = f.process_group(0).await.expect("a replacement was started ahead");
+    assert_ne!(replacement, group, "the killed process is gone");
     let next = f.invoke(&event(Step::CreateSecret), InvokeOptions::default()).await;
-    assert!(next.cold, "the next invocation starts cold");
+    assert!(next.cold, "the next invocation is the replacement's first");
+    assert_eq!(f.process_group(0).await, Some(replacement), "it ran in the process started ahead");
     assert!(next.outcome.is_success());
     f.shutdown().await;
 }
@@ -232,8 +237,9 @@ async fn a_crash_point_kills_the_running_step() {
     assert_eq!(inv.outcome, Outcome::Killed { reason: "the 2nd Secrets Manager call arrived".into() });
     assert!(t.elapsed() < Duration::from_secs(10));
     assert!(inv.logs.contains("before"), "{}", inv.logs);
-    assert!(f.process_group(0).await.is_none());
+    let replacement = f.process_group(0).await.expect("a replacement was started ahead");
     f.shutdown().await;
+    no_survivors(replacement);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -154,7 +154,8 @@ pub struct Invocation {
     pub leaked: Vec<String>,
     /// Wall time of the invocation.
     pub duration: Duration,
-    /// Whether a process had to be started for it.
+    /// Whether it was its process's first (a process had to be started for it, or was
+    /// started ahead after a kill).
     pub cold: bool,
 }
 

@@ -34,10 +34,14 @@ use tokio::sync::{Notify, oneshot};
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 /// The default timeout of a rotation function (the rotation templates' default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Warm processes kept per slot for environments other than the current one (see
+/// Warm processes the first slot keeps for environments other than the current one (see
 /// [`RuntimeApiFunction::set_env`]). A run's cases vary the function's environment (its
-/// password settings), and a cold Python start with boto3 costs more than a case's steps.
-pub const PARKED_PER_SLOT: usize = 3;
+/// password settings: 3 x 3 combinations in generated cases), and a cold Python start with
+/// boto3 costs more CPU than a whole case's steps; 8 keeps all of them warm. A warm Python
+/// fixture holds about 50 MB.
+pub const PARKED_FIRST_SLOT: usize = 8;
+/// The same for the other slots, which only concurrent deliveries use.
+pub const PARKED_OTHER_SLOTS: usize = 2;
 
 /// A function run through a hosted Runtime API.
 pub struct RuntimeApiFunction {
@@ -163,7 +167,13 @@ struct Slot {
     api: RuntimeApi,
     sink: Arc<LogSink>,
     process: Option<Box<dyn Instance>>,
-    /// Warm processes of other environments, the least recently used first.
+    /// Invocations run under `env` (for choosing which parked process to stop).
+    uses: u64,
+    /// How many processes may be parked.
+    park_limit: usize,
+    /// Whether `process` was started ahead and has not been invoked yet.
+    fresh: bool,
+    /// Warm processes of other environments, the least recently parked first.
     parked: Vec<Parked>,
 }
 
@@ -173,6 +183,8 @@ struct Parked {
     api: RuntimeApi,
     sink: Arc<LogSink>,
     process: Option<Box<dyn Instance>>,
+    uses: u64,
+    fresh: bool,
 }
 
 impl RuntimeApiFunction {
@@ -187,10 +199,11 @@ impl RuntimeApiFunction {
     pub async fn with_launcher(launcher: Box<dyn Launcher>, config: FunctionConfig, redactor: Arc<Redactor>) -> std::io::Result<RuntimeApiFunction> {
         let mut slots = Vec::new();
         let keys = if config.slot_keys.is_empty() { vec![config.aws.access_key_id.clone()] } else { config.slot_keys.clone() };
-        for key in keys {
+        for (i, key) in keys.into_iter().enumerate() {
             let api = RuntimeApi::start(launcher.api_bind(), function_arn(&config)).await?;
             let sink = LogSink::new(redactor.clone());
-            slots.push(tokio::sync::Mutex::new(Slot { key, env: config.env.clone(), api, sink, process: None, parked: Vec::new() }));
+            let park_limit = if i == 0 { PARKED_FIRST_SLOT } else { PARKED_OTHER_SLOTS };
+            slots.push(tokio::sync::Mutex::new(Slot { key, env: config.env.clone(), api, sink, process: None, uses: 0, park_limit, fresh: false, parked: Vec::new() }));
         }
         let env = std::sync::Mutex::new(config.env.clone());
         Ok(RuntimeApiFunction { launcher, config, env, redactor, slots })
@@ -200,7 +213,8 @@ impl RuntimeApiFunction {
     /// A process runs with the environment it started with, so an invocation under another
     /// one never reaches it: it gets a process started with the new environment (cold, as
     /// after a configuration change of a Lambda), or one parked earlier with exactly that
-    /// environment. Up to [`PARKED_PER_SLOT`] processes per slot stay parked, each with its own
+    /// environment. Up to [`PARKED_FIRST_SLOT`] processes (in the other slots
+    /// [`PARKED_OTHER_SLOTS`]) stay parked, each with its own
     /// Runtime API listener, so that cases which return to an environment find it warm.
     pub fn set_env(&self, env: Vec<(String, String)>) {
         *self.env.lock().expect("env lock") = env;
@@ -217,6 +231,8 @@ impl RuntimeApiFunction {
                 api: RuntimeApi::start(self.launcher.api_bind(), function_arn(&self.config)).await?,
                 sink: LogSink::new(self.redactor.clone()),
                 process: None,
+                uses: 0,
+                fresh: false,
             },
         };
         let mut outgoing = Parked {
@@ -224,12 +240,17 @@ impl RuntimeApiFunction {
             api: std::mem::replace(&mut slot.api, incoming.api),
             sink: std::mem::replace(&mut slot.sink, incoming.sink),
             process: std::mem::replace(&mut slot.process, incoming.process),
+            uses: std::mem::replace(&mut slot.uses, incoming.uses),
+            fresh: std::mem::replace(&mut slot.fresh, incoming.fresh),
         };
         if outgoing.process.as_mut().is_some_and(|p| p.is_running()) {
             slot.parked.push(outgoing);
         }
-        while slot.parked.len() > PARKED_PER_SLOT {
-            if let Some(mut p) = slot.parked.remove(0).process {
+        // Over the limit, the least used environment's process stops (of equals, the one
+        // parked longest): generated cases favour a few environments and visit others rarely.
+        while slot.parked.len() > slot.park_limit {
+            let fewest = (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].uses).expect("over the limit");
+            if let Some(mut p) = slot.parked.remove(fewest).process {
                 p.kill().await;
             }
         }
@@ -289,7 +310,9 @@ impl RuntimeApiFunction {
         {
             return self.finish(slot, started, true, Outcome::Crashed { detail: format!("cannot start a Runtime API listener: {e}") });
         }
-        let mut cold = false;
+        slot.uses += 1;
+        // A process started ahead (after a kill) is still cold for its first invocation.
+        let mut cold = std::mem::take(&mut slot.fresh);
         if !slot.process.as_mut().is_some_and(|p| p.is_running()) {
             cold = true;
             slot.process = None;
@@ -347,7 +370,27 @@ impl RuntimeApiFunction {
             outcome
         };
         slot.sink.settle().await;
-        self.finish(slot, started, cold, outcome)
+        let restart = matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. });
+        let invocation = self.finish(slot, started, cold, outcome);
+        if restart {
+            self.start_ahead(slot).await;
+        }
+        invocation
+    }
+
+    /// Starts the replacement of a process that was killed (a crash point, a timeout) at once,
+    /// so that its start-up (0.4 s of Python and boto3) overlaps the engine's observing
+    /// instead of delaying the retry: Lambda, too, starts a new instance before the invocation
+    /// that needs it. Its start-up output goes to the next invocation, as a cold start's does.
+    /// Not after a crash: a function that cannot start would be started twice per invocation.
+    async fn start_ahead(&self, slot: &mut Slot) {
+        slot.api.reset();
+        let _ = slot.sink.take();
+        let env = self.env_for(slot);
+        if let Ok(p) = self.launcher.launch(env, slot.sink.clone()).await {
+            slot.process = Some(p);
+            slot.fresh = true;
+        }
     }
 
     fn finish(&self, slot: &mut Slot, started: Instant, cold: bool, outcome: Outcome) -> Invocation {
