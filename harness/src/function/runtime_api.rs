@@ -162,6 +162,16 @@ pub struct FunctionConfig {
 
 struct Slot {
     key: String,
+    /// The process invocations go to now.
+    warm: Warm,
+    /// How many processes may be parked.
+    park_limit: usize,
+    /// Warm processes of other environments, the least recently parked first.
+    parked: Vec<Warm>,
+}
+
+/// A process (or the place for one) with its environment, Runtime API listener and output.
+struct Warm {
     /// The function's own environment that `process` runs (or will start) with.
     env: Vec<(String, String)>,
     api: RuntimeApi,
@@ -169,22 +179,16 @@ struct Slot {
     process: Option<Box<dyn Instance>>,
     /// Invocations run under `env` (for choosing which parked process to stop).
     uses: u64,
-    /// How many processes may be parked.
-    park_limit: usize,
     /// Whether `process` was started ahead and has not been invoked yet.
     fresh: bool,
-    /// Warm processes of other environments, the least recently parked first.
-    parked: Vec<Parked>,
 }
 
-/// A warm process set aside with its Runtime API listener and output.
-struct Parked {
-    env: Vec<(String, String)>,
-    api: RuntimeApi,
-    sink: Arc<LogSink>,
-    process: Option<Box<dyn Instance>>,
-    uses: u64,
-    fresh: bool,
+impl Warm {
+    /// No process yet, a new listener.
+    async fn empty(bind: std::net::IpAddr, config: &FunctionConfig, env: Vec<(String, String)>, redactor: &Arc<Redactor>) -> std::io::Result<Warm> {
+        let api = RuntimeApi::start(bind, function_arn(config)).await?;
+        Ok(Warm { env, api, sink: LogSink::new(redactor.clone()), process: None, uses: 0, fresh: false })
+    }
 }
 
 impl RuntimeApiFunction {
@@ -200,10 +204,9 @@ impl RuntimeApiFunction {
         let mut slots = Vec::new();
         let keys = if config.slot_keys.is_empty() { vec![config.aws.access_key_id.clone()] } else { config.slot_keys.clone() };
         for (i, key) in keys.into_iter().enumerate() {
-            let api = RuntimeApi::start(launcher.api_bind(), function_arn(&config)).await?;
-            let sink = LogSink::new(redactor.clone());
+            let warm = Warm::empty(launcher.api_bind(), &config, config.env.clone(), &redactor).await?;
             let park_limit = if i == 0 { PARKED_FIRST_SLOT } else { PARKED_OTHER_SLOTS };
-            slots.push(tokio::sync::Mutex::new(Slot { key, env: config.env.clone(), api, sink, process: None, uses: 0, park_limit, fresh: false, parked: Vec::new() }));
+            slots.push(tokio::sync::Mutex::new(Slot { key, warm, park_limit, parked: Vec::new() }));
         }
         let env = std::sync::Mutex::new(config.env.clone());
         Ok(RuntimeApiFunction { launcher, config, env, redactor, slots })
@@ -226,23 +229,9 @@ impl RuntimeApiFunction {
         let found = slot.parked.iter().position(|p| p.env == want);
         let incoming = match found {
             Some(i) => slot.parked.remove(i),
-            None => Parked {
-                env: want,
-                api: RuntimeApi::start(self.launcher.api_bind(), function_arn(&self.config)).await?,
-                sink: LogSink::new(self.redactor.clone()),
-                process: None,
-                uses: 0,
-                fresh: false,
-            },
+            None => Warm::empty(self.launcher.api_bind(), &self.config, want, &self.redactor).await?,
         };
-        let mut outgoing = Parked {
-            env: std::mem::replace(&mut slot.env, incoming.env),
-            api: std::mem::replace(&mut slot.api, incoming.api),
-            sink: std::mem::replace(&mut slot.sink, incoming.sink),
-            process: std::mem::replace(&mut slot.process, incoming.process),
-            uses: std::mem::replace(&mut slot.uses, incoming.uses),
-            fresh: std::mem::replace(&mut slot.fresh, incoming.fresh),
-        };
+        let mut outgoing = std::mem::replace(&mut slot.warm, incoming);
         if outgoing.process.as_mut().is_some_and(|p| p.is_running()) {
             slot.parked.push(outgoing);
         }
@@ -270,7 +259,7 @@ impl RuntimeApiFunction {
     /// The process group of a slot's warm process, if one is running.
     pub async fn process_group(&self, slot: usize) -> Option<ProcessGroup> {
         let mut s = self.slots[slot].lock().await;
-        let p = s.process.as_mut()?;
+        let p = s.warm.process.as_mut()?;
         if p.is_running() { p.group() } else { None }
     }
 
@@ -285,7 +274,7 @@ impl RuntimeApiFunction {
         let mut aws = c.aws.clone();
         aws.access_key_id = slot.key.clone();
         let mut env: Vec<(String, String)> = vec![
-            ("AWS_LAMBDA_RUNTIME_API".into(), slot.api.addr.to_string()),
+            ("AWS_LAMBDA_RUNTIME_API".into(), slot.warm.api.addr.to_string()),
             ("_HANDLER".into(), c.handler.clone()),
             ("LAMBDA_TASK_ROOT".into(), self.launcher.task_root()),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
@@ -297,7 +286,7 @@ impl RuntimeApiFunction {
         ];
         env.extend(aws.vars());
         env.extend(self.launcher.base_env());
-        env.extend(slot.env.iter().cloned());
+        env.extend(slot.warm.env.iter().cloned());
         env
     }
 
@@ -305,33 +294,26 @@ impl RuntimeApiFunction {
         let started = Instant::now();
         let timeout = options.timeout.unwrap_or(self.config.timeout);
         let want = self.env.lock().expect("env lock").clone();
-        if slot.env != want
+        if slot.warm.env != want
             && let Err(e) = self.switch_env(slot, want).await
         {
             return self.finish(slot, started, true, Outcome::Crashed { detail: format!("cannot start a Runtime API listener: {e}") });
         }
-        slot.uses += 1;
+        slot.warm.uses += 1;
         // A process started ahead (after a kill) is still cold for its first invocation.
-        let mut cold = std::mem::take(&mut slot.fresh);
-        if !slot.process.as_mut().is_some_and(|p| p.is_running()) {
+        let mut cold = std::mem::take(&mut slot.warm.fresh);
+        if !slot.warm.process.as_mut().is_some_and(|p| p.is_running()) {
             cold = true;
-            slot.process = None;
-            slot.api.reset();
-            let _ = slot.sink.take();
-            let env = self.env_for(slot);
-            match self.launcher.launch(env, slot.sink.clone()).await {
-                Ok(p) => slot.process = Some(p),
-                Err(e) => {
-                    return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launcher.describe()) });
-                }
+            if let Err(e) = self.launch(slot).await {
+                return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launcher.describe()) });
             }
         }
-        let process = slot.process.as_mut().expect("just ensured");
+        let process = slot.warm.process.as_mut().expect("just ensured");
         let kill = options.kill.clone().unwrap_or_default();
         kill.on_fire(process.killer());
         let body = serde_json::to_vec(event).expect("events serialize");
         let deadline_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64 + timeout.as_millis() as u64;
-        let result = slot.api.submit(body, deadline_ms);
+        let result = slot.warm.api.submit(body, deadline_ms);
         let outcome = tokio::select! {
             r = result => match r {
                 Ok(RuntimeResult::Response(bytes)) => Outcome::Success { payload: payload_of(&bytes) },
@@ -339,7 +321,7 @@ impl RuntimeApiFunction {
                 Err(_) => Outcome::Crashed { detail: "the Runtime API dropped the invocation".into() },
             },
             status = process.wait() => {
-                let init = slot.api.init_error();
+                let init = slot.warm.api.init_error();
                 match init {
                     Some((t, m)) => Outcome::Crashed { detail: format!("init error {t}: {m} (process exited: {status})") },
                     None => Outcome::Crashed { detail: format!("the process exited without answering ({status})") },
@@ -359,17 +341,17 @@ impl RuntimeApiFunction {
             None => outcome,
         };
         if matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. } | Outcome::Crashed { .. }) {
-            if let Some(mut p) = slot.process.take() {
+            if let Some(mut p) = slot.warm.process.take() {
                 p.kill().await;
             }
-            slot.api.reset();
+            slot.warm.api.reset();
         }
         let outcome = if options.drop_result && !matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. } | Outcome::Crashed { .. }) {
             Outcome::ResultDropped { answered: Box::new(outcome) }
         } else {
             outcome
         };
-        slot.sink.settle().await;
+        slot.warm.sink.settle().await;
         let restart = matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. });
         let invocation = self.finish(slot, started, cold, outcome);
         if restart {
@@ -384,17 +366,23 @@ impl RuntimeApiFunction {
     /// that needs it. Its start-up output goes to the next invocation, as a cold start's does.
     /// Not after a crash: a function that cannot start would be started twice per invocation.
     async fn start_ahead(&self, slot: &mut Slot) {
-        slot.api.reset();
-        let _ = slot.sink.take();
-        let env = self.env_for(slot);
-        if let Ok(p) = self.launcher.launch(env, slot.sink.clone()).await {
-            slot.process = Some(p);
-            slot.fresh = true;
+        if self.launch(slot).await.is_ok() {
+            slot.warm.fresh = true;
         }
     }
 
+    /// Starts a process in `slot` on a reset listener, its earlier output dropped.
+    async fn launch(&self, slot: &mut Slot) -> std::io::Result<()> {
+        slot.warm.process = None;
+        slot.warm.api.reset();
+        let _ = slot.warm.sink.take();
+        let env = self.env_for(slot);
+        slot.warm.process = Some(self.launcher.launch(env, slot.warm.sink.clone()).await?);
+        Ok(())
+    }
+
     fn finish(&self, slot: &mut Slot, started: Instant, cold: bool, outcome: Outcome) -> Invocation {
-        let captured = slot.sink.take();
+        let captured = slot.warm.sink.take();
         let outcome = redact_outcome(&self.redactor, outcome);
         Invocation { outcome, logs: captured.text, leaked: captured.leaked, duration: started.elapsed(), cold }
     }
@@ -442,10 +430,10 @@ impl Invoker for RuntimeApiFunction {
         Box::pin(async move {
             for s in &self.slots {
                 let mut slot = s.lock().await;
-                if let Some(mut p) = slot.process.take() {
+                if let Some(mut p) = slot.warm.process.take() {
                     p.kill().await;
                 }
-                slot.api.reset();
+                slot.warm.api.reset();
                 for parked in std::mem::take(&mut slot.parked) {
                     if let Some(mut p) = parked.process {
                         p.kill().await;
