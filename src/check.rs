@@ -17,7 +17,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Options of `rotcheck check`.
@@ -437,8 +437,11 @@ fn progress(term: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs cases over the workers (case i on worker i mod N, in order), stopping early after the
-/// first failure; returns the results of every case that ran, by index.
+/// Runs cases over the workers, each taking the next case in order when it is free (case
+/// times vary from milliseconds to a function's own timeouts, so a fixed share would leave one
+/// worker idle while the other works through its slow cases); a case's result depends on its
+/// seed, not on the worker. Stops early after the first failure; returns the results of every
+/// case that ran, by index.
 async fn run_many(
     runner: &Arc<Runner>,
     cases: Vec<(u64, u64, rotcheck_harness::schedule::Schedule)>,
@@ -450,17 +453,16 @@ async fn run_many(
     let stop = Arc::new(AtomicBool::new(false));
     let first_failure = Arc::new(AtomicU64::new(u64::MAX));
     let cases = Arc::new(cases);
+    let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..n {
         let (runner, cases, stop, first_failure, bar) = (runner.clone(), cases.clone(), stop.clone(), first_failure.clone(), bar.clone());
+        let next = next.clone();
         let enabled = enabled.to_vec();
         let interrupt = interrupt.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            for (i, (index, seed, schedule)) in cases.iter().enumerate() {
-                if i % n != w {
-                    continue;
-                }
+            while let Some((index, seed, schedule)) = cases.get(next.fetch_add(1, Ordering::SeqCst)) {
                 // Cases after a known failure need not run: the earliest failure is reported.
                 if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
                     break;

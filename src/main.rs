@@ -65,7 +65,9 @@ fn main() -> ExitCode {
     let sub = matches.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ROTCHECK_LOG").unwrap_or_else(|_| "warn".into()),
+            // The server's notices (a backend that ended before rotcheck terminated it) are
+            // not the user's concern.
+            tracing_subscriber::EnvFilter::try_from_env("ROTCHECK_LOG").unwrap_or_else(|_| "warn,sqlx::postgres::notice=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -162,6 +162,13 @@ async fn login_fingerprints_follow_what_decides_a_login(server: &Server) {
     server.set_password(&user, "second-password-2").await.unwrap();
     let second = of().await.unwrap();
     assert_ne!(second, reset);
+    // A role has one password verifier, the premise of the runner's deduced refusals: under
+    // one fingerprint the one password logs in, and every other (ASCII) one is refused.
+    assert_eq!(server.login(&server.endpoint, &creds(&user, "second-password-2")).await, LoginOutcome::Authenticated);
+    for other in ["first-password-1", "second-password-2 ", "Second-password-2", "second-password-", ""] {
+        assert_eq!(server.login(&server.endpoint, &creds(&user, other)).await, LoginOutcome::AuthenticationFailed, "{other:?}");
+    }
+    assert_eq!(of().await.as_ref(), Some(&second));
     let quoted = "\"fp_user\"";
     for (change, undo) in [
         (format!("ALTER ROLE {quoted} NOLOGIN"), format!("ALTER ROLE {quoted} LOGIN")),

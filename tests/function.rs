@@ -202,6 +202,70 @@ def lambda_handler(event, context):
     f.shutdown().await;
 }
 
+/// A kill switch that fires after `after`.
+fn kill_after(after: Duration) -> KillSwitch {
+    let kill = KillSwitch::new();
+    let k = kill.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(after).await;
+        k.fire("killed by the test");
+    });
+    kill
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_kill_the_next_invocation_finds_a_process_initialized_ahead() {
+    let code = r#"
+import os, time
+INITIALIZED = time.time()
+def lambda_handler(event, context):
+    if event["Step"] == "setSecret":
+        time.sleep(60)
+    return {"pid": os.getpid(), "initialized": INITIALIZED}
+"#;
+    let f = python_function("spare", code, &["AKIDSPARE"], Duration::from_secs(30), Redactor::new()).await;
+    let answer = |inv: &rotcheck_harness::function::Invocation| match &inv.outcome {
+        Outcome::Success { payload } => (payload["pid"].as_i64().expect("a pid"), payload["initialized"].as_f64().expect("a time")),
+        o => panic!("{o:?}"),
+    };
+    let killed = |o: &Outcome| matches!(o, Outcome::Killed { .. });
+    let first = f.invoke(&event(Step::CreateSecret), InvokeOptions::default()).await;
+    let (pid1, _) = answer(&first);
+    // The first kill of an environment: its replacement starts at once, and a spare with it.
+    let inv = f.invoke(&event(Step::SetSecret), InvokeOptions { kill: Some(kill_after(Duration::from_millis(300))), ..Default::default() }).await;
+    assert!(killed(&inv.outcome), "{inv:?}");
+    let second = f.invoke(&event(Step::CreateSecret), InvokeOptions::default()).await;
+    assert!(second.cold, "a new process's first invocation is cold");
+    let (pid2, _) = answer(&second);
+    assert_ne!(pid1, pid2);
+    // Give the spare time to initialize, then kill again: the retry runs in the spare, which
+    // initialized before the kill.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let inv = f.invoke(&event(Step::SetSecret), InvokeOptions { kill: Some(kill_after(Duration::from_millis(300))), ..Default::default() }).await;
+    assert!(killed(&inv.outcome), "{inv:?}");
+    let killed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let third = f.invoke(&event(Step::CreateSecret), InvokeOptions::default()).await;
+    assert!(third.cold, "the spare's first invocation is cold too");
+    let (pid3, initialized) = answer(&third);
+    assert!(pid3 != pid1 && pid3 != pid2, "a process of its own");
+    assert!(initialized < killed_at, "it initialized {:.2} s before the kill", killed_at - initialized);
+    let group = f.process_group(0).await.expect("running");
+    f.shutdown().await;
+    no_survivors(group);
+    for pid in [pid1, pid2, pid3] {
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "process {pid} is gone after shutdown");
+    }
+    // The spare started after the second kill, too: nothing runs in the function's directory.
+    let dir = std::fs::canonicalize(std::env::temp_dir().join(format!("rotcheck-fn-test-{}-spare", std::process::id()))).unwrap();
+    let running_there: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(running_there.is_empty(), "processes left in {}: {running_there:?}", dir.display());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn forked_children_die_with_the_function() {
     let code = r#"

@@ -82,23 +82,42 @@ impl Server {
 
     /// Whether `creds` can read `table` (at the server itself).
     pub async fn can_read(&self, creds: &Credentials, table: &str) -> Result<bool, LoginOutcome> {
-        self.try_statement(creds, &format!("SELECT count(*) FROM {table}")).await
+        Ok(self.try_statements(creds, &[read_sql(table)]).await?[0])
     }
 
-    /// Whether `creds` can write `table`: an insert, then a delete of the probe rows.
+    /// Whether `creds` can write `table`: an insert of a probe row.
     pub async fn can_write(&self, creds: &Credentials, table: &str) -> Result<bool, LoginOutcome> {
-        self.try_statement(creds, &format!("INSERT INTO {table} (note) VALUES ('rotcheck probe')")).await
+        Ok(self.try_statements(creds, &[write_sql(table)]).await?[0])
     }
 
-    /// Runs `sql` as `creds`; `Ok(false)` when the server refuses it, `Err` when the login
+    /// [`Server::can_read`] and [`Server::can_write`] in one session: one login instead of
+    /// two (a login is the expensive part; the runner asks both after every rotation).
+    pub async fn can_read_and_write(&self, creds: &Credentials, table: &str) -> Result<(bool, bool), LoginOutcome> {
+        let ok = self.try_statements(creds, &[read_sql(table), write_sql(table)]).await?;
+        Ok((ok[0], ok[1]))
+    }
+
+    /// Runs each statement as `creds` in one session (autocommit: a refused one does not
+    /// affect the next); for each, `false` when the server refused it. `Err` when the login
     /// itself did not succeed.
-    async fn try_statement(&self, creds: &Credentials, sql: &str) -> Result<bool, LoginOutcome> {
+    async fn try_statements(&self, creds: &Credentials, sql: &[String]) -> Result<Vec<bool>, LoginOutcome> {
         let db = Some(self.database.as_str());
         let mut c: Conn = connect(self.engine, &self.endpoint, creds, db, PROBE_TIMEOUT).await.map_err(|e| classify(&e))?;
-        let ok = c.execute(sql).await.is_ok();
+        let mut ok = Vec::with_capacity(sql.len());
+        for s in sql {
+            ok.push(c.execute(s).await.is_ok());
+        }
         c.close().await;
         Ok(ok)
     }
+}
+
+fn read_sql(table: &str) -> String {
+    format!("SELECT count(*) FROM {table}")
+}
+
+fn write_sql(table: &str) -> String {
+    format!("INSERT INTO {table} (note) VALUES ('rotcheck probe')")
 }
 
 /// The engine's name in a login-failure message a person reads.

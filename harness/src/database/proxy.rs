@@ -104,7 +104,7 @@ impl FaultProxy {
             mode: Mutex::new(ProxyMode::Pass),
             hold_after: Mutex::new(None),
             state: Mutex::new(State::default()),
-            open: watch::channel(0).0,
+            open: watch::channel(Open::default()).0,
             events: broadcast::channel(EVENT_CAPACITY).0,
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -148,7 +148,7 @@ impl FaultProxy {
 
     /// How many connections are open now.
     pub fn open_connections(&self) -> usize {
-        *self.shared.open.borrow()
+        self.shared.open.borrow().count
     }
 
     /// How many connections were accepted since the proxy started (the id of the latest one).
@@ -161,7 +161,17 @@ impl FaultProxy {
     /// database while the runner observes it.
     pub async fn wait_until_idle(&self, timeout: Duration) -> bool {
         let mut open = self.shared.open.subscribe();
-        matches!(tokio::time::timeout(timeout, open.wait_for(|n| *n == 0)).await, Ok(Ok(_)))
+        matches!(tokio::time::timeout(timeout, open.wait_for(|o| o.count == 0)).await, Ok(Ok(_)))
+    }
+
+    /// Waits until every connection accepted after connection `id` has closed (`id` as
+    /// [`FaultProxy::total_connections`] gave it); false if `timeout` passed first. Unlike
+    /// [`FaultProxy::wait_until_idle`] it ignores older connections: a warm process may hold
+    /// one open for good (a socket that timed out against a blackhole and was never closed),
+    /// and a step must not wait for that.
+    pub async fn wait_until_closed_after(&self, id: u64, timeout: Duration) -> bool {
+        let mut open = self.shared.open.subscribe();
+        matches!(tokio::time::timeout(timeout, open.wait_for(|o| o.newest <= id)).await, Ok(Ok(_)))
     }
 
     /// Events of the connections accepted from now on (and the `Closed` of those open now).
@@ -179,7 +189,7 @@ impl FaultProxy {
         }
         self.shared.kill_all(true);
         let mut open = self.shared.open.subscribe();
-        let _ = open.wait_for(|n| *n == 0).await;
+        let _ = open.wait_for(|o| o.count == 0).await;
     }
 }
 
@@ -209,9 +219,22 @@ struct Shared {
     mode: Mutex<ProxyMode>,
     hold_after: Mutex<Option<u64>>,
     state: Mutex<State>,
-    /// The number of open connections, for `wait_until_idle`.
-    open: watch::Sender<usize>,
+    /// The open connections, for `wait_until_idle` and `wait_until_closed_after`.
+    open: watch::Sender<Open>,
     events: broadcast::Sender<ProxyEvent>,
+}
+
+/// How many connections are open, and the id of the newest of them (0: none).
+#[derive(Clone, Copy, Debug, Default)]
+struct Open {
+    count: usize,
+    newest: u64,
+}
+
+impl State {
+    fn open(&self) -> Open {
+        Open { count: self.conns.len(), newest: self.conns.keys().copied().max().unwrap_or(0) }
+    }
 }
 
 #[derive(Default)]
@@ -240,7 +263,7 @@ impl Shared {
         let id = state.total;
         let conn = Conn { sockets: vec![Arc::clone(client)], task: None, killed: false };
         state.conns.insert(id, conn);
-        self.open.send_replace(state.conns.len());
+        self.open.send_replace(state.open());
         drop(state);
         let _ = self.events.send(ProxyEvent::Opened { id });
         Some(ConnGuard {
@@ -294,7 +317,7 @@ impl Shared {
     fn close(&self, id: u64, bytes_up: u64, bytes_down: u64) {
         let mut state = lock(&self.state);
         let conn = state.conns.remove(&id);
-        self.open.send_replace(state.conns.len());
+        self.open.send_replace(state.open());
         drop(state);
         drop(conn);
         let _ = self.events.send(ProxyEvent::Closed { id, bytes_up, bytes_down });
@@ -655,6 +678,23 @@ mod tests {
         round_trip(&mut client, b"ping").await;
         // Before connecting upstream, then once per direction.
         assert!(started.elapsed() >= 3 * delay, "took only {:?}", started.elapsed());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiting_for_newer_connections_ignores_one_left_open() {
+        let (upstream, _) = echo_server().await;
+        let proxy = FaultProxy::start(upstream).await.expect("start proxy");
+        // A connection a warm process never closed (say, one that timed out in a blackhole).
+        let _left_open = connect(&proxy).await;
+        eventually("the first connection is open", || proxy.open_connections() == 1).await;
+        let base = proxy.total_connections();
+        let mut step = connect(&proxy).await;
+        round_trip(&mut step, b"ping").await;
+        assert!(!proxy.wait_until_closed_after(base, Duration::from_millis(200)).await, "the step's connection is open");
+        drop(step);
+        assert!(proxy.wait_until_closed_after(base, SOON).await, "only the step's connection counts");
+        assert_eq!(proxy.open_connections(), 1);
+        assert!(!proxy.wait_until_idle(Duration::from_millis(200)).await, "the old one is still open");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

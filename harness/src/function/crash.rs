@@ -120,13 +120,16 @@ impl CallHook for ConnectionCrash {
 #[derive(Clone)]
 pub struct ResultGate {
     proxy: Option<Arc<FaultProxy>>,
+    /// The proxy's newest connection when the crash point was armed: later ones are the step's.
+    base: u64,
 }
 
 impl ResultGate {
-    /// Waits (at most 5 s) for the proxy to be idle.
+    /// Waits (at most 5 s) until the step's connections have closed. Older ones do not count:
+    /// a warm process may keep one open for good (a socket it never closed after a timeout).
     pub async fn pass(&self) {
         if let Some(p) = &self.proxy {
-            p.wait_until_idle(Duration::from_secs(5)).await;
+            p.wait_until_closed_after(self.base, Duration::from_secs(5)).await;
             // Let the event watcher run after the last close.
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -170,6 +173,7 @@ impl Drop for Armed {
 /// connections go through `proxy`: the switch fires at the event.
 pub fn arm(point: CrashPoint, kill: KillSwitch, emulator: &Arc<Emulator>, caller: &str, proxy: Option<Arc<FaultProxy>>) -> Armed {
     let mut watcher = None;
+    let base = proxy.as_ref().map_or(0, |p| p.total_connections());
     match point {
         CrashPoint::ApiCallArrives { .. } | CrashPoint::ApiCallAnswered { .. } => {
             emulator.set_hook(caller, Arc::new(ApiCrash { point, kill, seen: AtomicUsize::new(0) }));
@@ -177,7 +181,6 @@ pub fn arm(point: CrashPoint, kill: KillSwitch, emulator: &Arc<Emulator>, caller
         CrashPoint::DbConnectionClosed { nth } => {
             if let Some(p) = &proxy {
                 let mut events = p.subscribe();
-                let base = p.total_connections();
                 let hook = ConnectionCrash { connection: base + nth, proxy: p.clone(), kill: kill.clone() };
                 emulator.set_hook(caller, Arc::new(hook));
                 // Connections after the n-th are held: the kill decides, not the scheduler.
@@ -195,5 +198,5 @@ pub fn arm(point: CrashPoint, kill: KillSwitch, emulator: &Arc<Emulator>, caller
             }
         }
     }
-    Armed { emulator: emulator.clone(), caller: caller.to_string(), watcher, gate: ResultGate { proxy } }
+    Armed { emulator: emulator.clone(), caller: caller.to_string(), watcher, gate: ResultGate { proxy, base } }
 }

@@ -181,13 +181,31 @@ struct Warm {
     uses: u64,
     /// Whether `process` was started ahead and has not been invoked yet.
     fresh: bool,
+    /// A second process with the same environment, started ahead and not invoked yet: the
+    /// next one after a kill (see [`RuntimeApiFunction::replace_killed`]).
+    spare: Option<Box<Warm>>,
 }
 
 impl Warm {
     /// No process yet, a new listener.
     async fn empty(bind: std::net::IpAddr, config: &FunctionConfig, env: Vec<(String, String)>, redactor: &Arc<Redactor>) -> std::io::Result<Warm> {
         let api = RuntimeApi::start(bind, function_arn(config)).await?;
-        Ok(Warm { env, api, sink: LogSink::new(redactor.clone()), process: None, uses: 0, fresh: false })
+        Ok(Warm { env, api, sink: LogSink::new(redactor.clone()), process: None, uses: 0, fresh: false, spare: None })
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|p| p.is_running())
+    }
+
+    /// Stops its process and its spare's.
+    async fn stop(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill().await;
+        }
+        self.api.reset();
+        if let Some(mut spare) = self.spare.take() {
+            Box::pin(spare.stop()).await;
+        }
     }
 }
 
@@ -232,16 +250,16 @@ impl RuntimeApiFunction {
             None => Warm::empty(self.launcher.api_bind(), &self.config, want, &self.redactor).await?,
         };
         let mut outgoing = std::mem::replace(&mut slot.warm, incoming);
-        if outgoing.process.as_mut().is_some_and(|p| p.is_running()) {
+        if outgoing.is_running() {
             slot.parked.push(outgoing);
+        } else {
+            outgoing.stop().await;
         }
         // Over the limit, the least used environment's process stops (of equals, the one
         // parked longest): generated cases favour a few environments and visit others rarely.
         while slot.parked.len() > slot.park_limit {
             let fewest = (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].uses).expect("over the limit");
-            if let Some(mut p) = slot.parked.remove(fewest).process {
-                p.kill().await;
-            }
+            slot.parked.remove(fewest).stop().await;
         }
         Ok(())
     }
@@ -269,12 +287,12 @@ impl RuntimeApiFunction {
         self.run(&mut s, event, options).await
     }
 
-    fn env_for(&self, slot: &Slot) -> Vec<(String, String)> {
+    fn env_for(&self, key: &str, warm: &Warm) -> Vec<(String, String)> {
         let c = &self.config;
         let mut aws = c.aws.clone();
-        aws.access_key_id = slot.key.clone();
+        aws.access_key_id = key.to_string();
         let mut env: Vec<(String, String)> = vec![
-            ("AWS_LAMBDA_RUNTIME_API".into(), slot.warm.api.addr.to_string()),
+            ("AWS_LAMBDA_RUNTIME_API".into(), warm.api.addr.to_string()),
             ("_HANDLER".into(), c.handler.clone()),
             ("LAMBDA_TASK_ROOT".into(), self.launcher.task_root()),
             ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
@@ -286,7 +304,7 @@ impl RuntimeApiFunction {
         ];
         env.extend(aws.vars());
         env.extend(self.launcher.base_env());
-        env.extend(slot.warm.env.iter().cloned());
+        env.extend(warm.env.iter().cloned());
         env
     }
 
@@ -302,9 +320,9 @@ impl RuntimeApiFunction {
         slot.warm.uses += 1;
         // A process started ahead (after a kill) is still cold for its first invocation.
         let mut cold = std::mem::take(&mut slot.warm.fresh);
-        if !slot.warm.process.as_mut().is_some_and(|p| p.is_running()) {
+        if !slot.warm.is_running() {
             cold = true;
-            if let Err(e) = self.launch(slot).await {
+            if let Err(e) = self.launch(&slot.key, &mut slot.warm).await {
                 return self.finish(slot, started, cold, Outcome::Crashed { detail: format!("cannot start {}: {e}", self.launcher.describe()) });
             }
         }
@@ -355,29 +373,58 @@ impl RuntimeApiFunction {
         let restart = matches!(outcome, Outcome::TimedOut | Outcome::Killed { .. });
         let invocation = self.finish(slot, started, cold, outcome);
         if restart {
-            self.start_ahead(slot).await;
+            self.replace_killed(slot).await;
         }
         invocation
     }
 
-    /// Starts the replacement of a process that was killed (a crash point, a timeout) at once,
-    /// so that its start-up (0.4 s of Python and boto3) overlaps the engine's observing
-    /// instead of delaying the retry: Lambda, too, starts a new instance before the invocation
-    /// that needs it. Its start-up output goes to the next invocation, as a cold start's does.
-    /// Not after a crash: a function that cannot start would be started twice per invocation.
-    async fn start_ahead(&self, slot: &mut Slot) {
-        if self.launch(slot).await.is_ok() {
-            slot.warm.fresh = true;
+    /// Puts a new process in the place of one that was killed (a crash point, a timeout): the
+    /// spare, started ahead when an earlier process of this environment was killed, so that
+    /// the retry that follows a kill at once does not wait for a start-up (0.4 s of Python
+    /// and boto3); then a new spare starts in the background. Lambda, too, runs a new
+    /// instance's initialization before the invocation that needs it. The first kill of an
+    /// environment finds no spare: its replacement starts at once (overlapping the engine's
+    /// observing), and so does a spare. A new process is cold at its first invocation, which
+    /// gets its start-up output. Not after a crash: a function that cannot start would be
+    /// started twice per invocation.
+    async fn replace_killed(&self, slot: &mut Slot) {
+        let dead_uses = slot.warm.uses;
+        let mut spare = slot.warm.spare.take();
+        let mut next = if spare.as_mut().is_some_and(|s| s.is_running()) {
+            let spare = spare.expect("a spare that runs");
+            let dead = std::mem::replace(&mut slot.warm, *spare);
+            slot.warm.uses = dead_uses;
+            dead
+        } else {
+            if let Some(mut s) = spare {
+                s.stop().await;
+            }
+            if self.launch(&slot.key, &mut slot.warm).await.is_err() {
+                return;
+            }
+            match Warm::empty(self.launcher.api_bind(), &self.config, slot.warm.env.clone(), &self.redactor).await {
+                Ok(w) => w,
+                Err(_) => {
+                    slot.warm.fresh = true;
+                    return;
+                }
+            }
+        };
+        slot.warm.fresh = true;
+        if self.launch(&slot.key, &mut next).await.is_ok() {
+            next.fresh = true;
+            next.uses = 0;
+            slot.warm.spare = Some(Box::new(next));
         }
     }
 
-    /// Starts a process in `slot` on a reset listener, its earlier output dropped.
-    async fn launch(&self, slot: &mut Slot) -> std::io::Result<()> {
-        slot.warm.process = None;
-        slot.warm.api.reset();
-        let _ = slot.warm.sink.take();
-        let env = self.env_for(slot);
-        slot.warm.process = Some(self.launcher.launch(env, slot.warm.sink.clone()).await?);
+    /// Starts a process in `warm` on its reset listener, its earlier output dropped.
+    async fn launch(&self, key: &str, warm: &mut Warm) -> std::io::Result<()> {
+        warm.process = None;
+        warm.api.reset();
+        let _ = warm.sink.take();
+        let env = self.env_for(key, warm);
+        warm.process = Some(self.launcher.launch(env, warm.sink.clone()).await?);
         Ok(())
     }
 
@@ -430,14 +477,9 @@ impl Invoker for RuntimeApiFunction {
         Box::pin(async move {
             for s in &self.slots {
                 let mut slot = s.lock().await;
-                if let Some(mut p) = slot.warm.process.take() {
-                    p.kill().await;
-                }
-                slot.warm.api.reset();
-                for parked in std::mem::take(&mut slot.parked) {
-                    if let Some(mut p) = parked.process {
-                        p.kill().await;
-                    }
+                slot.warm.stop().await;
+                for mut parked in std::mem::take(&mut slot.parked) {
+                    parked.stop().await;
                 }
             }
         })

@@ -15,7 +15,7 @@ use crate::schedule::{Command, Delivery, FaultSpec, Rotation, Schedule, Strategy
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,38 @@ struct ProbeMemo {
     epoch: Option<u64>,
     /// (user, password) -> (the user's fingerprint then, if any; logged in).
     results: HashMap<(String, String), (Option<String>, bool)>,
+    /// Users whose passwords the server is seen to check: under one fingerprint, a probe
+    /// logged in with one password and was refused with another. (Under a `trust` line of
+    /// pg_hba.conf every password logs in; a refusal alone may be for another reason, such as
+    /// NOLOGIN.)
+    checked: HashSet<String>,
+}
+
+impl ProbeMemo {
+    /// Notes `user` as checked once a real probe's verdicts under one fingerprint differ.
+    fn note_checked(&mut self, user: &str) {
+        let mut seen: HashMap<&str, (bool, bool)> = HashMap::new();
+        for ((u, _), (then, ok)) in &self.results {
+            if let (true, Some(f)) = (u == user, then) {
+                let e = seen.entry(f.as_str()).or_default();
+                if *ok { e.0 = true } else { e.1 = true }
+            }
+        }
+        if seen.values().any(|&(ok, refused)| ok && refused) {
+            self.checked.insert(user.to_string());
+        }
+    }
+
+    /// Whether `password` of `user` is refused without asking the server: another password
+    /// of the user logged in under the same fingerprint, which holds the role's one password
+    /// verifier, and the server checks this user's passwords. Only for ASCII passwords, which
+    /// SASLprep leaves as they are: two different ones never meet one verifier (non-ASCII ones
+    /// may normalize to the same string).
+    fn refused_by_another(&self, user: &str, password: &str, fingerprint: &str) -> bool {
+        password.is_ascii()
+            && self.checked.contains(user)
+            && self.results.iter().any(|((u, p), (then, ok))| *ok && u == user && p != password && p.is_ascii() && then.as_deref() == Some(fingerprint))
+    }
 }
 
 impl<'a> Case<'a> {
@@ -146,6 +178,7 @@ impl<'a> Case<'a> {
 
     fn result(mut self, schedule: &Schedule, seed: u64, started: Instant, setup_error: Option<String>) -> CaseResult {
         self.spent("total", started);
+        tracing::debug!(case = self.index, ms = started.elapsed().as_millis() as u64, "case finished");
         self.normalize();
         CaseResult {
             index: self.index,
@@ -373,31 +406,59 @@ impl<'a> Case<'a> {
             None => memo.results.retain(|_, (then, _)| then.is_none()),
         }
         memo.epoch = epoch;
-        // The login probes of the labelled versions' distinct credentials not known yet, all at
-        // once: they only read, and a case spends much of its time observing.
-        let mut probes: HashMap<(String, String), tokio::task::JoinHandle<LoginOutcome>> = HashMap::new();
-        for c in creds {
-            let key = (c.user.clone(), c.password.clone());
-            if memo.results.contains_key(&key) {
-                continue;
+        // The login probes of the labelled versions' distinct credentials not known yet, newest
+        // version first. A PostgreSQL role has one password verifier: once one password of a
+        // user logs in, the user's other passwords are refused (ProbeMemo::refused_by_another),
+        // so for such a user the newest credential is probed alone first and the others only
+        // if it was refused. The probes of a round run at once: they only read.
+        let mut wanted: Vec<Credentials> = Vec::new();
+        for c in creds.into_iter().rev() {
+            let known = memo.results.contains_key(&(c.user.clone(), c.password.clone()));
+            if !known && !wanted.iter().any(|w| w.user == c.user && w.password == c.password) {
+                wanted.push(c);
             }
-            probes.entry(key).or_insert_with(|| {
-                let db = self.infra.db.clone();
-                tokio::spawn(async move { db.login(&db.endpoint, &c).await })
-            });
         }
-        self.stats.probes += probes.len() as u64;
-        let mut cache: HashMap<(String, String), bool> = memo.results.iter().map(|(k, (_, ok))| (k.clone(), *ok)).collect();
-        for (key, probe) in probes {
-            let outcome = probe.await.expect("a login probe does not panic");
-            if matches!(outcome, LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) {
-                let then = fingerprints.as_ref().and_then(|f| f.get(&key.0).cloned());
-                if then.is_some() || epoch.is_some() {
-                    memo.results.insert(key.clone(), (then, outcome.ok()));
+        let mut probed: HashMap<(String, String), bool> = HashMap::new();
+
+        for round in 0..2 {
+            let mut probes: Vec<((String, String), tokio::task::JoinHandle<LoginOutcome>)> = Vec::new();
+            let mut later = Vec::new();
+            for c in std::mem::take(&mut wanted) {
+                let fingerprint = fingerprints.as_ref().and_then(|f| f.get(&c.user));
+                if let Some(f) = fingerprint
+                    && memo.refused_by_another(&c.user, &c.password, f)
+                {
+                    memo.results.insert((c.user.clone(), c.password.clone()), (Some(f.clone()), false));
+                    continue;
                 }
+                let may_decide_others = fingerprint.is_some() && memo.checked.contains(&c.user) && c.password.is_ascii();
+                if round == 0 && may_decide_others && probes.iter().any(|((user, _), _)| *user == c.user) {
+                    later.push(c);
+                    continue;
+                }
+                let key = (c.user.clone(), c.password.clone());
+                let db = self.infra.db.clone();
+                probes.push((key, tokio::spawn(async move { db.login(&db.endpoint, &c).await })));
             }
-            cache.insert(key, outcome.ok());
+            self.stats.probes += probes.len() as u64;
+            for (key, probe) in probes {
+                let outcome = probe.await.expect("a login probe does not panic");
+                if matches!(outcome, LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) {
+                    let then = fingerprints.as_ref().and_then(|f| f.get(&key.0).cloned());
+                    if then.is_some() || epoch.is_some() {
+                        memo.results.insert(key.clone(), (then, outcome.ok()));
+                        memo.note_checked(&key.0);
+                    }
+                }
+                probed.insert(key, outcome.ok());
+            }
+            wanted = later;
+            if wanted.is_empty() {
+                break;
+            }
         }
+        let mut cache: HashMap<(String, String), bool> = memo.results.iter().map(|(k, (_, ok))| (k.clone(), *ok)).collect();
+        cache.extend(probed);
         let mut seen = Vec::new();
         for (id, ordinal, labels, value) in versions {
             let creds = value.as_deref().and_then(parse_credentials);
@@ -500,6 +561,7 @@ impl<'a> Case<'a> {
         }
         let connections_before = self.worker.proxy.total_connections();
         let inv = self.worker.function.invoke_in(slot, &event, options).await;
+
         let mut connections = self.worker.proxy.total_connections() - connections_before;
         if let Some(FaultSpec::Crash { point: CrashPoint::DbConnectionClosed { nth } }) = fault {
             // Connections after the n-th were held, never forwarded (FaultProxy::hold_after);
@@ -512,10 +574,11 @@ impl<'a> Case<'a> {
         self.infra.emulator.clear_hook(&key);
         self.worker.proxy.set_mode(ProxyMode::Pass);
         if inv.outcome.is_unknown() {
-            // The killed process's connections must be gone before the state is observed.
-            if !self.worker.proxy.wait_until_idle(Duration::from_secs(5)).await {
+            // The killed process's connections of this step must be gone before the state is
+            // observed (older ones a warm process left open carry no statement of this step).
+            if !self.worker.proxy.wait_until_closed_after(connections_before, Duration::from_secs(5)).await {
                 self.worker.proxy.drop_all();
-                self.worker.proxy.wait_until_idle(Duration::from_secs(2)).await;
+                self.worker.proxy.wait_until_closed_after(connections_before, Duration::from_secs(2)).await;
             }
         }
         let calls = self.infra.emulator.log().take(&key);
@@ -538,6 +601,7 @@ impl<'a> Case<'a> {
         self.spent_us("function", inv.duration.as_micros() as u64);
         self.spent_us("emulator", calls.iter().map(|c| c.micros).sum());
         let outcome = outcome_text(&inv.outcome);
+        tracing::debug!(case = self.index, step = step.name(), attempt, fault = fault.map(fault_text), outcome, cold = inv.cold, ms = inv.duration.as_millis() as u64, "invocation");
         if let Outcome::Killed { reason } = &inv.outcome {
             *self.stats.kills.entry(format!("{}: {reason}", step.name())).or_default() += 1;
         }
@@ -722,12 +786,12 @@ impl<'a> Case<'a> {
         if let Some(current) = after.holder(AWSCURRENT).and_then(|v| self.credentials_of(&v.id)) {
             let db = &self.infra.db;
             let table = self.table_for(&current.user);
-            match (db.can_read(&current, &table).await, db.can_write(&current, &table).await) {
-                (Ok(true), Ok(true)) => {}
-                (Err(e), _) | (_, Err(e)) => {
+            match db.can_read_and_write(&current, &table).await {
+                Ok((true, true)) => {}
+                Err(e) => {
                     self.violate(Property::P4, format!("AWSCURRENT does not log in after the rotation: {}", crate::database::probe::describe(db.engine, &e)))
                 }
-                (r, w) => self.violate(Property::P4, format!("AWSCURRENT logs in but cannot read ({r:?}) or write ({w:?}) its table")),
+                Ok((r, w)) => self.violate(Property::P4, format!("AWSCURRENT logs in but cannot read (Ok({r})) or write (Ok({w})) its table")),
             }
         } else {
             self.violate(Property::P4, format!("AWSCURRENT holds no usable credentials: {}", after.labels_text()));
@@ -990,5 +1054,42 @@ fn username_class(name: &str) -> &'static str {
         "mixed case"
     } else {
         "plain"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProbeMemo;
+
+    fn verdict(m: &mut ProbeMemo, user: &str, password: &str, fingerprint: &str, ok: bool) {
+        m.results.insert((user.into(), password.into()), (Some(fingerprint.into()), ok));
+        m.note_checked(user);
+    }
+
+    #[test]
+    fn a_refusal_is_deduced_only_where_the_server_was_seen_to_check_passwords() {
+        let mut m = ProbeMemo::default();
+        verdict(&mut m, "u", "current", "f1", true);
+        // A login alone proves nothing: under `trust` every password logs in.
+        assert!(!m.refused_by_another("u", "pending", "f1"));
+        verdict(&mut m, "u", "pending", "f1", false);
+        assert!(m.checked.contains("u"));
+        assert!(m.refused_by_another("u", "previous", "f1"), "the one verifier is current's");
+        assert!(!m.refused_by_another("u", "current", "f1"), "not the password that logged in");
+        assert!(!m.refused_by_another("u", "previous", "f2"), "not under another fingerprint");
+        assert!(!m.refused_by_another("v", "previous", "f1"), "not for another user");
+        assert!(!m.refused_by_another("u", "pässword", "f1"), "not for a password SASLprep may normalize");
+    }
+
+    #[test]
+    fn refusals_alone_do_not_show_that_passwords_are_checked() {
+        let mut m = ProbeMemo::default();
+        // NOLOGIN, say: every password refused.
+        verdict(&mut m, "u", "a", "f1", false);
+        verdict(&mut m, "u", "b", "f1", false);
+        // A login under another fingerprint does not pair with them.
+        verdict(&mut m, "u", "c", "f2", true);
+        assert!(!m.checked.contains("u"));
+        assert!(!m.refused_by_another("u", "d", "f2"));
     }
 }
