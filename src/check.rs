@@ -462,13 +462,18 @@ async fn run_many(
         let interrupt = interrupt.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
-            while let Some((index, seed, schedule)) = cases.get(next.fetch_add(1, Ordering::SeqCst)) {
+            let mut mine = next.fetch_add(1, Ordering::SeqCst);
+            while let Some((index, seed, schedule)) = cases.get(mine) {
+                // The case after this one is claimed now, so that a function process for its
+                // environment can start while this one runs.
+                mine = next.fetch_add(1, Ordering::SeqCst);
+                let coming = cases.get(mine).map(|(_, _, s)| s);
                 // Cases after a known failure need not run: the earliest failure is reported.
                 if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
                     break;
                 }
                 // A stop cuts the case in flight short; it does not count.
-                let Some(mut r) = interrupt.guard(runner.run_case(w, *index, *seed, schedule)).await else { break };
+                let Some(mut r) = interrupt.guard(runner.run_case_before(w, *index, *seed, schedule, coming)).await else { break };
                 // Properties turned off are not judged (their violations are dropped here).
                 r.violations.retain(|v| enabled.contains(&v.property));
                 if !r.violations.is_empty() || r.setup_error.is_some() {

@@ -76,6 +76,19 @@ async fn exercise(server: &Server, tag: &str) {
         Engine::Mysql => format!("'{}'@'%'", partial_name.replace('\'', "''")),
     };
     server.admin_execute(&format!("GRANT SELECT ON {} TO {grantee}", role.table)).await.unwrap();
+    // Read and write asked as the role on an admin connection (PostgreSQL) agree with a
+    // login's, through membership and partial grants too.
+    let (one_session, as_role) = (server.can_read_and_write(&creds(&partial_name, "partial-password-1"), &role.table).await, server.role_can_read_and_write(&partial_name, &role.table).await);
+    assert_eq!(one_session, Ok((true, false)));
+    match server.engine {
+        Engine::Postgres => {
+            assert_eq!(as_role, Some((true, false)));
+            for (user, expected) in [(&name, (true, true)), (&clone_name, (true, true)), (&other_name, (false, false))] {
+                assert_eq!(server.role_can_read_and_write(user, &role.table).await, Some(expected), "{user}");
+            }
+        }
+        Engine::Mysql => assert_eq!(as_role, None, "MySQL has no SET ROLE to a user: the caller logs in"),
+    }
     let partial_privs = server.privileges(&partial_name).await.unwrap();
     let (missing, _extra) = user_privs.diff(&partial_privs);
     assert!(missing.iter().any(|(_, p)| p == "INSERT"), "missing grants not reported: {missing:?}");

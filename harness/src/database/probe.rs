@@ -97,6 +97,35 @@ impl Server {
         Ok((ok[0], ok[1]))
     }
 
+    /// Whether the role `user` can read and write `table`, asked on a pooled admin connection
+    /// as that role (`SET LOCAL ROLE` in a transaction per statement) instead of in a session
+    /// of its own: the server checks the role's privileges as it does after a login, without
+    /// the login's cost (a backend and a SCRAM exchange). For a caller that already knows the
+    /// role's password logs in (a login probe said so). PostgreSQL, with an admin that may
+    /// become the role; `None` otherwise, and then the caller logs in. Settings attached to
+    /// the role (`ALTER ROLE ... SET`) apply at a login, not here.
+    pub async fn role_can_read_and_write(&self, user: &str, table: &str) -> Option<(bool, bool)> {
+        if self.engine != Engine::Postgres {
+            return None;
+        }
+        let mut c = self.admin_conn().await.ok()?;
+        let who = c.ident(user).await.ok()?;
+        let mut ok = Vec::with_capacity(2);
+        for sql in [read_sql(table), write_sql(table)] {
+            c.execute("BEGIN").await.ok()?;
+            if c.execute(&format!("SET LOCAL ROLE {who}")).await.is_err() {
+                c.execute("ROLLBACK").await.ok()?;
+                self.release(c).await;
+                return None;
+            }
+            let done = c.execute(&sql).await.is_ok();
+            c.execute(if done { "COMMIT" } else { "ROLLBACK" }).await.ok()?;
+            ok.push(done);
+        }
+        self.release(c).await;
+        Some((ok[0], ok[1]))
+    }
+
     /// Runs each statement as `creds` in one session (autocommit: a refused one does not
     /// affect the next); for each, `false` when the server refused it. `Err` when the login
     /// itself did not succeed.

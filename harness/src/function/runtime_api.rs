@@ -38,7 +38,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`RuntimeApiFunction::set_env`]). A run's cases vary the function's environment (its
 /// password settings: 3 x 3 combinations in generated cases), and a cold Python start with
 /// boto3 costs more CPU than a whole case's steps; 8 keeps all of them warm. A warm Python
-/// fixture holds about 50 MB.
+/// fixture holds about 50 MB; an environment whose process was killed once keeps a spare too.
 pub const PARKED_FIRST_SLOT: usize = 8;
 /// The same for the other slots, which only concurrent deliveries use.
 pub const PARKED_OTHER_SLOTS: usize = 2;
@@ -241,6 +241,36 @@ impl RuntimeApiFunction {
         *self.env.lock().expect("env lock") = env;
     }
 
+    /// Starts, in the background, a process for `env` in the first slot if none runs or is
+    /// parked with it and it is not the environment set now, so that a coming case with that
+    /// environment finds it initialized (its 0.4 s start-up overlaps the case before). It is
+    /// parked like any other; beyond the limit the least used of the others stops.
+    pub async fn prepare_env(&self, env: Vec<(String, String)>) {
+        let mut slot = self.slots[0].lock().await;
+        let slot = &mut *slot;
+        let wanted = self.env.lock().expect("env lock").clone();
+        if env == wanted || slot.warm.env == env || slot.parked.iter().any(|p| p.env == env) {
+            return;
+        }
+        let Ok(mut warm) = Warm::empty(self.launcher.api_bind(), &self.config, env, &self.redactor).await else { return };
+        if self.launch(&slot.key, &mut warm).await.is_ok() {
+            warm.fresh = true;
+            slot.parked.push(warm);
+            self.evict(slot, Some(slot.parked.len() - 1)).await;
+        }
+    }
+
+    /// Over the limit, the least used environment's process stops (of equals, the one
+    /// parked longest): generated cases favour a few environments and visit others rarely.
+    /// The parked process at index `keep` (one just started for a coming case) stays.
+    async fn evict(&self, slot: &mut Slot, mut keep: Option<usize>) {
+        while slot.parked.len() > slot.park_limit {
+            let fewest = (0..slot.parked.len()).filter(|&i| Some(i) != keep).min_by_key(|&i| slot.parked[i].uses).expect("over the limit");
+            slot.parked.remove(fewest).stop().await;
+            keep = keep.map(|k| if k > fewest { k - 1 } else { k });
+        }
+    }
+
     /// Makes `slot` run `want`: parks its process and brings back one parked with `want`, or
     /// prepares a cold start with a new listener. Parked processes beyond the limit stop.
     async fn switch_env(&self, slot: &mut Slot, want: Vec<(String, String)>) -> std::io::Result<()> {
@@ -255,12 +285,7 @@ impl RuntimeApiFunction {
         } else {
             outgoing.stop().await;
         }
-        // Over the limit, the least used environment's process stops (of equals, the one
-        // parked longest): generated cases favour a few environments and visit others rarely.
-        while slot.parked.len() > slot.park_limit {
-            let fewest = (0..slot.parked.len()).min_by_key(|&i| slot.parked[i].uses).expect("over the limit");
-            slot.parked.remove(fewest).stop().await;
-        }
+        self.evict(slot, None).await;
         Ok(())
     }
 

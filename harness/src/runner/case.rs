@@ -786,7 +786,15 @@ impl<'a> Case<'a> {
         if let Some(current) = after.holder(AWSCURRENT).and_then(|v| self.credentials_of(&v.id)) {
             let db = &self.infra.db;
             let table = self.table_for(&current.user);
-            match db.can_read_and_write(&current, &table).await {
+            // AWSCURRENT's login was just probed (or its verdict still holds): its privileges
+            // can be asked as the role on an admin connection, without another login.
+            let logs_in = after.holder(AWSCURRENT).and_then(|v| v.logs_in) == Some(true);
+            let as_role = if logs_in { db.role_can_read_and_write(&current.user, &table).await } else { None };
+            let verdict = match as_role {
+                Some(rw) => Ok(rw),
+                None => db.can_read_and_write(&current, &table).await,
+            };
+            match verdict {
                 Ok((true, true)) => {}
                 Err(e) => {
                     self.violate(Property::P4, format!("AWSCURRENT does not log in after the rotation: {}", crate::database::probe::describe(db.engine, &e)))

@@ -296,8 +296,18 @@ impl Runner {
     /// Runs one case on `worker`. The function's environment for the case is the run's plus
     /// the schedule's setup: a setup that changes it runs on processes started with it.
     pub async fn run_case(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule) -> CaseResult {
+        self.run_case_before(worker, index, seed, schedule, None).await
+    }
+
+    /// [`Runner::run_case`], knowing the case `worker` runs after it: a function process for
+    /// that one's environment, when none runs or is parked, starts in the background first, so
+    /// its start-up overlaps this case (see `RuntimeApiFunction::prepare_env`).
+    pub async fn run_case_before(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule, next: Option<&Schedule>) -> CaseResult {
         let w = &self.workers[worker];
         w.function.set_env(self.case_env(schedule));
+        if let Some(next) = next {
+            w.function.prepare_env(self.case_env(next)).await;
+        }
         case::Case::new(&self.config, &self.infra, w, index, seed).run(schedule, seed).await
     }
 
