@@ -156,12 +156,10 @@ impl FaultProxy {
         lock(&self.shared.state).total
     }
 
-    /// Waits until no connection is open; false if `timeout` passed first. The runner calls it
-    /// after killing a function, so nothing the function started is still talking to the
-    /// database while the runner observes it.
+    /// Waits until no connection is open; false if `timeout` passed first. (After a kill the
+    /// runner waits only for the step's connections: [`FaultProxy::wait_until_closed_after`].)
     pub async fn wait_until_idle(&self, timeout: Duration) -> bool {
-        let mut open = self.shared.open.subscribe();
-        matches!(tokio::time::timeout(timeout, open.wait_for(|o| o.count == 0)).await, Ok(Ok(_)))
+        self.wait_until_closed_after(0, timeout).await
     }
 
     /// Waits until every connection accepted after connection `id` has closed (`id` as
