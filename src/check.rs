@@ -467,7 +467,7 @@ async fn run_many(
                 // The case after this one is claimed now, so that a function process for its
                 // environment can start while this one runs.
                 mine = next.fetch_add(1, Ordering::SeqCst);
-                let coming = cases.get(mine).map(|(_, _, s)| s);
+                let coming = cases.get(mine).map(|(i, seed, s)| (*i, *seed, s));
                 // Cases after a known failure need not run: the earliest failure is reported.
                 if stop.load(Ordering::SeqCst) && *index > first_failure.load(Ordering::SeqCst) {
                     break;

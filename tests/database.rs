@@ -166,6 +166,7 @@ async fn login_fingerprints_follow_what_decides_a_login(server: &Server) {
     assert_eq!(of().await, None, "no such role yet");
     server.create_role(&user, "first-password-1").await.unwrap();
     let first = of().await.expect("the role has one");
+    assert!(!first.expires, "no VALID UNTIL: nothing changes with time");
     assert_eq!(server.login(&server.endpoint, &creds(&user, "first-password-1")).await, LoginOutcome::Authenticated);
     assert_eq!(server.login(&server.endpoint, &creds(&user, "wrong-password-1")).await, LoginOutcome::AuthenticationFailed);
     assert_eq!(of().await.as_ref(), Some(&first), "logins, right or wrong, change nothing");
@@ -182,6 +183,10 @@ async fn login_fingerprints_follow_what_decides_a_login(server: &Server) {
         assert_eq!(server.login(&server.endpoint, &creds(&user, other)).await, LoginOutcome::AuthenticationFailed, "{other:?}");
     }
     assert_eq!(of().await.as_ref(), Some(&second));
+    server.admin_execute("ALTER ROLE \"fp_user\" VALID UNTIL '2999-01-01'").await.unwrap();
+    assert!(of().await.unwrap().expires, "a finite VALID UNTIL: logins stop when it passes, with no statement run");
+    server.admin_execute("ALTER ROLE \"fp_user\" VALID UNTIL 'infinity'").await.unwrap();
+    assert!(!of().await.unwrap().expires);
     let quoted = "\"fp_user\"";
     for (change, undo) in [
         (format!("ALTER ROLE {quoted} NOLOGIN"), format!("ALTER ROLE {quoted} LOGIN")),
@@ -198,12 +203,25 @@ async fn login_fingerprints_follow_what_decides_a_login(server: &Server) {
     assert_eq!(of().await, None);
 }
 
+/// The runner deduces refusals from a role's one verifier without first seeing one refused
+/// when every host rule of pg_hba.conf checks passwords; a `trust` rule anywhere undoes that.
+async fn pg_hba_rules_decide_whether_logins_check_passwords(server: &Server) {
+    assert!(server.logins_check_passwords().await, "rotcheck's own server checks every TCP login");
+    let hba = server.admin_scalar("SELECT setting FROM pg_settings WHERE name = 'hba_file'").await.unwrap();
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("host all trusted_user 127.0.0.1/32 trust\n{rules}")).unwrap();
+    assert!(!server.logins_check_passwords().await, "a trust rule: some passwords are not checked");
+    std::fs::write(&hba, &rules).unwrap();
+    assert!(server.logins_check_passwords().await);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn local_postgres() {
     let server = LocalProvider::default().start(Engine::Postgres).await.expect("local PostgreSQL starts");
     assert_eq!(server.flavor, Flavor::Postgres);
     exercise(&server, "_lp").await;
     login_fingerprints_follow_what_decides_a_login(&server).await;
+    pg_hba_rules_decide_whether_logins_check_passwords(&server).await;
     let port = server.endpoint.port;
     let dirs = rotcheck_dirs();
     assert!(!dirs.is_empty());
@@ -219,6 +237,7 @@ async fn local_mariadb() {
     exercise(&server, "_lm").await;
     mariadb_roles_are_followed(&server).await;
     assert_eq!(server.login_fingerprints(&["anyone".to_string()]).await, None, "MariaDB has no fingerprints: probes decide");
+    assert!(!server.logins_check_passwords().await, "MariaDB's rules are not read");
     let port = server.endpoint.port;
     drop(server);
     assert!(port_is_closed(port));
@@ -228,6 +247,7 @@ async fn local_mariadb() {
 async fn docker_postgres() {
     let server = DockerProvider::default().start(Engine::Postgres).await.expect("PostgreSQL container starts");
     exercise(&server, "_dp").await;
+    assert!(server.logins_check_passwords().await, "the image's host rules are scram-sha-256");
     let port = server.endpoint.port;
     drop(server);
     assert!(port_is_closed(port), "the container is gone");

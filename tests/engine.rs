@@ -1,6 +1,6 @@
 //! The conformance engine on real functions: the same seed gives the same cases, outcomes and
-//! verdict with one worker or two; a correct function passes the crash sweep and generated
-//! cases; the CLI's exit codes.
+//! verdict with one worker or two, each case's roles made ahead or not; a correct function
+//! passes the crash sweep and generated cases; the CLI's exit codes.
 
 mod common;
 
@@ -28,16 +28,22 @@ fn config(dir: &str, strategy: Strategy, engine: Engine, workers: usize) -> RunC
     }
 }
 
-/// Runs cases 0..n of `seed`, spread over the runner's workers.
-async fn run(runner: &Runner, seed: u64, n: u64) -> Vec<CaseResult> {
+/// Runs cases 0..n of `seed`, spread over the runner's workers. `ahead`: each worker is told
+/// the case it runs next (as `rotcheck check` does), so it makes that case's roles while the
+/// current one runs; the last one told never runs.
+async fn run(runner: &Runner, seed: u64, n: u64, ahead: bool) -> Vec<CaseResult> {
     let limits = runner.config().limits.clone();
     let mut results = Vec::new();
     let workers = runner.workers();
     for chunk in (0..n).collect::<Vec<_>>().chunks(workers) {
         let futures = chunk.iter().enumerate().map(|(w, &i)| {
-            let s = case_seed(seed, i);
-            let schedule = case_tree(s, &limits).current();
-            async move { runner.run_case(w, i, s, &schedule).await }
+            let case = |i: u64| {
+                let s = case_seed(seed, i);
+                (i, s, case_tree(s, &limits).current())
+            };
+            let (i, s, schedule) = case(i);
+            let next = ahead.then(|| case(i + workers as u64));
+            async move { runner.run_case_before(w, i, s, &schedule, next.as_ref().map(|(i, s, c)| (*i, *s, c))).await }
         });
         results.extend(futures::future::join_all(futures).await);
     }
@@ -50,11 +56,14 @@ fn story_without_timing(r: &CaseResult) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_seed_gives_the_same_cases_with_one_or_two_workers() {
+    // One worker makes each next case's roles ahead; two make each case's roles in it.
     let one = Runner::start(config("python/postgres-single-user", Strategy::SingleUser, Engine::Postgres, 1), &LocalProvider::default(), 11).await.unwrap();
-    let a = run(&one, 11, 6).await;
+    let a = run(&one, 11, 6, true).await;
     one.shutdown().await;
+    let roles_left = "SELECT count(*)::text FROM pg_roles WHERE rolname ~ '_c[0-9]+$'";
+    assert_eq!(one.infra().db.admin_scalar(roles_left).await.unwrap(), "0", "every case's roles are dropped, and those made for the case that never ran");
     let two = Runner::start(config("python/postgres-single-user", Strategy::SingleUser, Engine::Postgres, 2), &LocalProvider::default(), 11).await.unwrap();
-    let b = run(&two, 11, 6).await;
+    let b = run(&two, 11, 6, false).await;
     two.shutdown().await;
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
@@ -149,7 +158,7 @@ async fn sweep_and_cases(dir: &str, strategy: Strategy, engine: Engine, seed: u6
         assert!(r.violations.is_empty() && r.setup_error.is_none(), "{dir}, {name}:\n{}{:?}", r.story(), r.setup_error);
         assert!(r.stats.completed >= 1, "{dir}, {name}: the retries complete the rotation\n{}", r.story());
     }
-    for r in run(&runner, seed, cases).await {
+    for r in run(&runner, seed, cases, true).await {
         assert!(r.violations.is_empty() && r.setup_error.is_none(), "{dir}, case {} (seed {}):\n{}{:?}", r.index, r.seed, r.story(), r.setup_error);
     }
     runner.shutdown().await;
@@ -168,7 +177,7 @@ async fn the_mysql_fixture_passes_the_sweep_and_pinned_cases() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_postgres_fixture_passes_pinned_cases() {
     let runner = Runner::start(config("python/postgres-single-user", Strategy::SingleUser, Engine::Postgres, 2), &LocalProvider::default(), 41).await.unwrap();
-    for r in run(&runner, 41, 10).await {
+    for r in run(&runner, 41, 10, true).await {
         assert!(r.violations.is_empty() && r.setup_error.is_none(), "case {} (seed {}):\n{}{:?}", r.index, r.seed, r.story(), r.setup_error);
     }
     runner.shutdown().await;
@@ -181,7 +190,7 @@ async fn under_check_the_emulator_accepts_only_the_credentials_each_process_was_
     let mut c = config("python/postgres-single-user", Strategy::SingleUser, Engine::Postgres, 1);
     c.env = vec![("AWS_SECRET_ACCESS_KEY".into(), "rotcheck".into())];
     let runner = Runner::start(c, &LocalProvider::default(), 5).await.unwrap();
-    let r = run(&runner, 5, 1).await.remove(0);
+    let r = run(&runner, 5, 1, false).await.remove(0);
     assert_eq!(r.stats.completed, 0, "{}", r.story());
     assert!(r.story().contains("InvalidSignatureException"), "{}", r.story());
 

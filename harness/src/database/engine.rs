@@ -232,9 +232,24 @@ impl PrivilegeSet {
     }
 }
 
+/// What decides whether a user's passwords log in, as the server holds it: on PostgreSQL the
+/// role's password verifier, LOGIN, VALID UNTIL (and whether it has passed), connection limit
+/// and memberships, and every database's access list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginFingerprint {
+    /// An opaque digest of all that: equal digests mean a password that logged in (or was
+    /// refused) still does.
+    pub digest: String,
+    /// VALID UNTIL is a finite time, so the verdicts change when it passes, with no statement
+    /// run: the digest holds only at the instant it was read.
+    pub expires: bool,
+}
+
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Idle admin connections kept per server.
-const ADMIN_IDLE_MAX: usize = 4;
+const ADMIN_IDLE_MAX: usize = 8;
+/// An idle admin connection younger than this is used without a ping first.
+const ADMIN_FRESH: Duration = Duration::from_secs(2);
 
 impl Server {
     /// An admin connection to the probe database: an idle one that still answers, else a new
@@ -244,8 +259,10 @@ impl Server {
     pub(crate) async fn admin_conn(&self) -> Result<Conn, DbError> {
         loop {
             let idle = self.admin_idle.lock().expect("admin pool lock").pop();
-            let Some(mut c) = idle else { break };
-            if c.ping().await {
+            let Some((mut c, since)) = idle else { break };
+            // One given back moments ago still answers (the run's own server does not drop
+            // it); an older one is asked first, which costs a round trip.
+            if since.elapsed() < ADMIN_FRESH || c.ping().await {
                 return Ok(c);
             }
         }
@@ -259,7 +276,7 @@ impl Server {
         let extra = {
             let mut idle = self.admin_idle.lock().expect("admin pool lock");
             if idle.len() < ADMIN_IDLE_MAX {
-                idle.push(c);
+                idle.push((c, std::time::Instant::now()));
                 None
             } else {
                 Some(c)
@@ -270,25 +287,23 @@ impl Server {
         }
     }
 
-    /// What decides, per user, whether a password logs in, as an opaque digest: on PostgreSQL
-    /// the role's password verifier, LOGIN, VALID UNTIL (and whether it has passed), connection
-    /// limit and memberships, and every database's access list. Equal digests mean a password
-    /// that logged in (or was refused) still does. A user that does not exist gets none.
-    /// `None` when it cannot be read (MySQL and MariaDB, an admin account that is not a
-    /// superuser): then the caller must not assume anything.
-    pub async fn login_fingerprints(&self, users: &[String]) -> Option<HashMap<String, String>> {
+    /// What decides, per user, whether a password logs in (see [`LoginFingerprint`]). A user
+    /// that does not exist gets none. `None` when it cannot be read (MySQL and MariaDB, an
+    /// admin account that is not a superuser): then the caller must not assume anything.
+    pub async fn login_fingerprints(&self, users: &[String]) -> Option<HashMap<String, LoginFingerprint>> {
         if self.engine != Engine::Postgres {
             return None;
         }
         let mut c = self.admin_conn().await.ok()?;
         let Conn::Pg(pg) = &mut c else { return None };
-        let rows: Result<Vec<(String, String)>, _> = sqlx::query_as(
+        let rows: Result<Vec<(String, String, bool)>, _> = sqlx::query_as(
             "SELECT a.rolname, encode(sha256(convert_to(concat_ws('|', \
                 coalesce(a.rolpassword, '<none>'), a.rolcanlogin, coalesce(a.rolvaliduntil::text, '<none>'), \
                 a.rolvaliduntil IS NULL OR a.rolvaliduntil > now(), a.rolconnlimit, \
                 (SELECT coalesce(string_agg(m.roleid::text, ',' ORDER BY m.roleid), '') FROM pg_auth_members m WHERE m.member = a.oid), \
                 (SELECT string_agg(d.datname || '=' || coalesce(d.datacl::text, '<default>'), ',' ORDER BY d.datname) FROM pg_database d)), \
-                'UTF8')), 'hex') \
+                'UTF8')), 'hex'), \
+                coalesce(a.rolvaliduntil < 'infinity', false) \
              FROM pg_authid a WHERE a.rolname = ANY($1)",
         )
         .bind(users)
@@ -297,10 +312,34 @@ impl Server {
         match rows {
             Ok(rows) => {
                 self.release(c).await;
-                Some(rows.into_iter().collect())
+                Some(rows.into_iter().map(|(user, digest, expires)| (user, LoginFingerprint { digest, expires })).collect())
             }
             Err(_) => None,
         }
+    }
+
+    /// Whether every TCP login to this server is checked against the role's own password
+    /// verifier: each host rule of pg_hba.conf (as the server reads it) uses `scram-sha-256`,
+    /// `md5`, `password` or `reject`, and none has an error. Then a role's one verifier decides
+    /// all its passwords at once, and a password that differs from one that logs in is refused
+    /// (see the runner's probe memo). `false` when it cannot be read (MySQL and MariaDB, an
+    /// admin that is not a superuser) or any rule does something else (`trust`, `ldap`, ...).
+    pub async fn logins_check_passwords(&self) -> bool {
+        if self.engine != Engine::Postgres {
+            return false;
+        }
+        let Ok(mut c) = self.admin_conn().await else { return false };
+        let Conn::Pg(pg) = &mut c else { return false };
+        // (type, auth_method, error) of each rule.
+        type Rule = (Option<String>, Option<String>, Option<String>);
+        let rows: Result<Vec<Rule>, _> = sqlx::query_as("SELECT type, auth_method, error FROM pg_hba_file_rules").fetch_all(&mut *pg).await;
+        let Ok(rows) = rows else { return false };
+        self.release(c).await;
+        let host_rules: Vec<_> = rows.iter().filter(|(kind, _, _)| kind.as_deref() != Some("local")).collect();
+        !host_rules.is_empty()
+            && host_rules.iter().all(|(_, method, error)| {
+                error.is_none() && matches!(method.as_deref(), Some("scram-sha-256" | "md5" | "password" | "reject"))
+            })
     }
 
     /// Creates a login role `name` with `password` and a probe table it can read and write.
@@ -416,6 +455,14 @@ impl Server {
         c.execute(sql).await.map_err(|e| DbError::sql("admin statement", e))?;
         self.release(c).await;
         Ok(())
+    }
+
+    /// One text value from an admin query (for tests: where the server keeps a file, say).
+    pub async fn admin_scalar(&self, sql: &'static str) -> Result<String, DbError> {
+        let mut c = self.admin_conn().await?;
+        let v = c.scalar(sql, &[]).await.map_err(|e| DbError::sql("admin query", e))?;
+        self.release(c).await;
+        Ok(v)
     }
 
     /// Sets a role's password as an admin (to put the database in a state a scenario needs).

@@ -24,7 +24,7 @@ pub mod probe;
 pub mod proxy;
 pub mod url;
 
-pub use engine::{Engine, Flavor, PrivilegeSet};
+pub use engine::{Engine, Flavor, LoginFingerprint, PrivilegeSet};
 pub use probe::LoginOutcome;
 
 use std::future::Future;
@@ -123,8 +123,9 @@ pub struct Server {
     /// How long the server took to start.
     pub startup: Duration,
     pub(crate) next_object: AtomicU64,
-    /// Idle admin connections for reuse (see `Server::admin_conn`); closed before the server stops.
-    pub(crate) admin_idle: std::sync::Mutex<Vec<engine::Conn>>,
+    /// Idle admin connections for reuse, with when each was given back (see
+    /// `Server::admin_conn`); closed before the server stops.
+    pub(crate) admin_idle: std::sync::Mutex<Vec<(engine::Conn, std::time::Instant)>>,
     /// Keeps the container or process alive; dropping it stops and removes the server.
     pub(crate) _guard: Box<dyn Send + Sync>,
 }

@@ -3,10 +3,10 @@
 //! and the checks after every step, and teardown.
 
 use super::trace::TraceEvent;
-use super::{CaseResult, CaseStats, Infra, RunConfig, Worker};
+use super::{CaseResult, CaseStats, Infra, RolesAhead, RunConfig, Worker};
 use crate::checker::{self, Observed, Property, SeenVersion, Violation};
 use crate::database::proxy::ProxyMode;
-use crate::database::{Credentials, Engine, LoginOutcome};
+use crate::database::{Credentials, Engine, Flavor, LoginOutcome, Server};
 use crate::emulator::{CallOutcome, CallRecord, Fault, FaultPlan};
 use crate::function::crash::{self, CrashPoint};
 use crate::function::{Event, Invocation, InvokeOptions, KillSwitch, Outcome, Step};
@@ -52,6 +52,8 @@ pub(super) struct Case<'a> {
     last_observed: Option<Observed>,
     /// Login probe results that still hold: see [`Case::observe_untimed`].
     probe_memo: ProbeMemo,
+    /// The case's roles, made ahead by its worker.
+    roles_ahead: Option<RolesAhead>,
 }
 
 /// Login probe results, reused while what decides them cannot have changed.
@@ -74,6 +76,23 @@ struct ProbeMemo {
     /// pg_hba.conf every password logs in; a refusal alone may be for another reason, such as
     /// NOLOGIN.)
     checked: HashSet<String>,
+    /// The server checks every user's passwords: its pg_hba.conf says so
+    /// ([`crate::database::Server::logins_check_passwords`]).
+    all_checked: bool,
+    /// The fingerprints last read, while they may be reused.
+    fingerprints: Option<ReadFingerprints>,
+}
+
+/// Login fingerprints read at a moment when no function connection was open, and the proxy's
+/// connection count then. While the count is unchanged and none is open, no function has
+/// reached the database since (it does through the worker's proxy, and rotcheck's own probes
+/// and checks change no role), so the fingerprints are still what the server would say and
+/// the query is skipped. Never kept for a role with a finite VALID UNTIL, which changes its
+/// verdict as time passes.
+struct ReadFingerprints {
+    epoch: u64,
+    users: BTreeSet<String>,
+    digests: HashMap<String, String>,
 }
 
 impl ProbeMemo {
@@ -91,6 +110,16 @@ impl ProbeMemo {
         }
     }
 
+    /// The fingerprints of `users` as last read, if they still hold at proxy epoch `now`.
+    fn fingerprints_still(&self, now: Option<u64>, users: &[String]) -> Option<HashMap<String, String>> {
+        let f = self.fingerprints.as_ref()?;
+        (now == Some(f.epoch) && users.iter().all(|u| f.users.contains(u))).then(|| f.digests.clone())
+    }
+
+    fn is_checked(&self, user: &str) -> bool {
+        self.all_checked || self.checked.contains(user)
+    }
+
     /// Whether `password` of `user` is refused without asking the server: another password
     /// of the user logged in under the same fingerprint, which holds the role's one password
     /// verifier, and the server checks this user's passwords. Only for ASCII passwords, which
@@ -98,9 +127,88 @@ impl ProbeMemo {
     /// may normalize to the same string).
     fn refused_by_another(&self, user: &str, password: &str, fingerprint: &str) -> bool {
         password.is_ascii()
-            && self.checked.contains(user)
+            && self.is_checked(user)
             && self.results.iter().any(|((u, p), (then, ok))| *ok && u == user && p != password && p.is_ascii() && then.as_deref() == Some(fingerprint))
     }
+}
+
+/// The database roles a case starts with: its user (and, with alternating users, the master
+/// account), named after the case's index and with passwords from the case's seed. A function
+/// of the case alone, so that a worker can make them while its previous case runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct CaseRoles {
+    username: String,
+    password: String,
+    /// The master account's name and password (alternating users).
+    master: Option<(String, String)>,
+}
+
+impl CaseRoles {
+    /// The roles of case `index`, drawing the passwords from `rng` (the case's own, first).
+    pub(super) fn of(config: &RunConfig, flavor: Flavor, index: u64, schedule: &Schedule, rng: &mut StdRng) -> CaseRoles {
+        let tag = format!("_c{index}");
+        // Alternating users: the function appends `_clone`, which must fit too.
+        let room = match config.strategy {
+            Strategy::AlternatingUsers => format!("{tag}_clone"),
+            Strategy::SingleUser => tag.clone(),
+        };
+        let cut = flavor.tagged_name(&schedule.setup.username, &room);
+        let username = format!("{}{tag}", &cut[..cut.len() - room.len()]);
+        let mut pw: Vec<char> = random_text(rng, 20).chars().collect();
+        for &(pos, ch) in &schedule.setup.password.forced {
+            let n = pw.len();
+            pw[pos % n] = ch;
+        }
+        let master = (config.strategy == Strategy::AlternatingUsers).then(|| (flavor.tagged_name("rotcheck_master", &tag), random_text(rng, 24)));
+        CaseRoles { username, password: pw.into_iter().collect(), master }
+    }
+
+    /// Creates them, and probes the user's login as the case's first observation would
+    /// (where a login fingerprint can vouch for the verdict until then).
+    pub(super) async fn make(self, db: Arc<Server>) -> Result<MadeRoles, String> {
+        let role = db.create_role(&self.username, &self.password).await.map_err(|e| e.to_string())?;
+        if let Some((master, password)) = &self.master
+            && let Err(e) = db.create_master(master, password, &self.username).await
+        {
+            let _ = db.drop_table(&role.table).await;
+            return Err(e.to_string());
+        }
+        let user = std::slice::from_ref(&self.username);
+        let first_login = match db.login_fingerprints(user).await.and_then(|mut f| f.remove(&self.username)) {
+            Some(fingerprint) if !fingerprint.expires => {
+                let creds = Credentials { user: self.username.clone(), password: self.password.clone() };
+                match db.login(&db.endpoint, &creds).await {
+                    outcome @ (LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) => Some((fingerprint.digest, outcome.ok())),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(MadeRoles { table: role.table, first_login })
+    }
+
+    /// Every role name, for dropping them.
+    pub(super) fn names(&self) -> Vec<String> {
+        let mut names = vec![self.username.clone()];
+        if let Some((master, _)) = &self.master {
+            names.push(master.clone());
+            names.push(format!("{}_clone", self.username));
+        }
+        names
+    }
+}
+
+/// What making a case's roles gave.
+pub(super) struct MadeRoles {
+    /// The user's probe table.
+    pub(super) table: String,
+    /// The user's login fingerprint and whether its password logged in, right after.
+    first_login: Option<(String, bool)>,
+}
+
+fn random_text(rng: &mut StdRng, n: usize) -> String {
+    const ALNUM: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..n).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
 }
 
 impl<'a> Case<'a> {
@@ -130,8 +238,15 @@ impl<'a> Case<'a> {
             refused_reattempt: false,
             disturbed: BTreeSet::new(),
             last_observed: None,
-            probe_memo: ProbeMemo::default(),
+            probe_memo: ProbeMemo { all_checked: infra.logins_checked, ..Default::default() },
+            roles_ahead: None,
         }
+    }
+
+    /// The case's roles as its worker made them ahead (see [`Worker::make_roles_ahead`]).
+    pub(super) fn with_roles_ahead(mut self, ahead: Option<RolesAhead>) -> Self {
+        self.roles_ahead = ahead;
+        self
     }
 
     /// Runs the schedule and tears down; the result holds everything observed.
@@ -239,16 +354,10 @@ impl<'a> Case<'a> {
 
     async fn setup(&mut self, schedule: &Schedule, seed: u64) -> Result<(), String> {
         let db = &self.infra.db;
-        let tag = format!("_c{}", self.index);
-        // Alternating users: the function appends `_clone`, which must fit too.
-        let room = match self.config.strategy {
-            Strategy::AlternatingUsers => format!("{tag}_clone"),
-            Strategy::SingleUser => tag.clone(),
-        };
-        let cut = db.flavor.tagged_name(&schedule.setup.username, &room);
-        self.username = format!("{}{tag}", &cut[..cut.len() - room.len()]);
+        let roles = CaseRoles::of(self.config, db.flavor, self.index, schedule, &mut self.rng);
+        self.username = roles.username.clone();
         self.stats.usernames.insert(username_class(&schedule.setup.username).into(), 1);
-        let password = self.initial_password(schedule);
+        let password = roles.password.clone();
         // Every source of randomness of the case comes from its seed.
         {
             let mut m = self.infra.emulator.model().lock().expect("model lock");
@@ -260,9 +369,27 @@ impl<'a> Case<'a> {
             self.infra.emulator.log().take(k);
         }
         self.worker.proxy.set_mode(ProxyMode::Pass);
-        self.roles.push(self.username.clone());
-        let role = db.create_role(&self.username, &password).await.map_err(|e| e.to_string())?;
-        self.tables.push(role.table.clone());
+        // The roles are dropped at teardown whether or not they were all made.
+        self.roles.extend(roles.names());
+        let master = roles.master.clone();
+        // Made while the worker's previous case ran, when it knew this one (see
+        // Runner::run_case_before); the same roles, as they are a function of the case.
+        let made = match self.roles_ahead.take() {
+            Some(ahead) if ahead.roles == roles => ahead.made.await.unwrap_or_else(|e| Err(format!("making the case's roles failed: {e}"))),
+            other => {
+                if let Some(other) = other {
+                    self.worker.discard(db, other);
+                }
+                roles.make(db.clone()).await
+            }
+        };
+        let made = made?;
+        self.tables.push(made.table);
+        if let Some((fingerprint, ok)) = made.first_login {
+            self.stats.probes += 1;
+            self.probe_memo.results.insert((self.username.clone(), password.clone()), (Some(fingerprint), ok));
+            self.probe_memo.note_checked(&self.username);
+        }
         let engine = match self.config.engine {
             Engine::Postgres => "postgres",
             Engine::Mysql => "mysql",
@@ -282,12 +409,7 @@ impl<'a> Case<'a> {
         for (k, v) in &shape.extra {
             value[k] = json!(v);
         }
-        if self.config.strategy == Strategy::AlternatingUsers {
-            let master = db.flavor.tagged_name("rotcheck_master", &tag);
-            let master_password = self.random_text(24);
-            self.roles.push(master.clone());
-            self.roles.push(format!("{}_clone", self.username));
-            db.create_master(&master, &master_password, &self.username).await.map_err(|e| e.to_string())?;
+        if let Some((master, master_password)) = master {
             let master_value = json!({"engine": engine, "host": "127.0.0.1", "port": port, "username": master,
                 "password": master_password, "dbname": db.database});
             let out = self.service(Operation::CreateSecret, json!({"Name": format!("{}/master", self.name), "SecretString": master_value.to_string()}))?;
@@ -306,20 +428,6 @@ impl<'a> Case<'a> {
         Ok(())
     }
 
-    fn initial_password(&mut self, schedule: &Schedule) -> String {
-        let mut pw: Vec<char> = self.random_text(20).chars().collect();
-        for &(pos, ch) in &schedule.setup.password.forced {
-            let n = pw.len();
-            pw[pos % n] = ch;
-        }
-        pw.into_iter().collect()
-    }
-
-    fn random_text(&mut self, n: usize) -> String {
-        const ALNUM: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-        (0..n).map(|_| ALNUM[self.rng.random_range(0..ALNUM.len())] as char).collect()
-    }
-
     fn new_token(&mut self) -> String {
         let mut b = [0u8; 16];
         self.rng.fill(&mut b);
@@ -334,13 +442,17 @@ impl<'a> Case<'a> {
     }
 
     async fn teardown(&mut self) {
-        let db = &self.infra.db;
-        for r in self.roles.drain(..).rev() {
-            let _ = db.drop_role(&r).await;
-        }
-        for t in self.tables.drain(..) {
-            let _ = db.drop_table(&t).await;
-        }
+        // The roles and tables go in the background: nothing of the next case depends on them
+        // (its own are named after its index), and the worker waits for them before it stops.
+        let (db, roles, tables) = (self.infra.db.clone(), std::mem::take(&mut self.roles), std::mem::take(&mut self.tables));
+        self.worker.drop_in_background(async move {
+            for r in roles.iter().rev() {
+                let _ = db.drop_role(r).await;
+            }
+            for t in &tables {
+                let _ = db.drop_table(t).await;
+            }
+        });
         for name in [self.name.clone(), format!("{}/master", self.name)] {
             let _ = self.service(Operation::DeleteSecret, json!({"SecretId": name, "ForceDeleteWithoutRecovery": true}));
         }
@@ -396,9 +508,26 @@ impl<'a> Case<'a> {
         users.dedup();
         // Earlier verdicts still hold while the users' fingerprints are unchanged, or (without
         // fingerprints) while no function connection has touched the database.
-        let fingerprints = if creds.is_empty() { None } else { self.infra.db.login_fingerprints(&users).await };
         let proxy = &self.worker.proxy;
-        let epoch = (proxy.open_connections() == 0).then(|| proxy.total_connections());
+        let epoch = || (proxy.open_connections() == 0).then(|| proxy.total_connections());
+        let before = epoch();
+        let fingerprints = match self.probe_memo.fingerprints_still(before, &users) {
+            _ if creds.is_empty() => None,
+            Some(f) => Some(f),
+            None => {
+                let read = self.infra.db.login_fingerprints(&users).await;
+                let after = epoch();
+                let f = read.as_ref().map(|f| f.iter().map(|(u, fp)| (u.clone(), fp.digest.clone())).collect::<HashMap<_, _>>());
+                self.probe_memo.fingerprints = match (&read, before) {
+                    (Some(read), Some(e)) if after == before && !read.values().any(|fp| fp.expires) => {
+                        Some(ReadFingerprints { epoch: e, users: users.iter().cloned().collect(), digests: f.clone().unwrap_or_default() })
+                    }
+                    _ => None,
+                };
+                f
+            }
+        };
+        let epoch = epoch();
         let memo = &mut self.probe_memo;
         match &fingerprints {
             Some(f) => memo.results.retain(|(user, _), (then, _)| then.is_some() && then.as_ref() == f.get(user)),
@@ -431,7 +560,7 @@ impl<'a> Case<'a> {
                     memo.results.insert((c.user.clone(), c.password.clone()), (Some(f.clone()), false));
                     continue;
                 }
-                let may_decide_others = fingerprint.is_some() && memo.checked.contains(&c.user) && c.password.is_ascii();
+                let may_decide_others = fingerprint.is_some() && memo.is_checked(&c.user) && c.password.is_ascii();
                 if round == 0 && may_decide_others && probes.iter().any(|((user, _), _)| *user == c.user) {
                     later.push(c);
                     continue;
@@ -442,7 +571,13 @@ impl<'a> Case<'a> {
             }
             self.stats.probes += probes.len() as u64;
             for (key, probe) in probes {
+                let t = Instant::now();
                 let outcome = probe.await.expect("a login probe does not panic");
+                if tracing::enabled!(tracing::Level::DEBUG) {
+                    let of = versions.iter().filter(|(_, _, _, v)| v.as_deref().and_then(parse_credentials).is_some_and(|c| c.user == key.0 && c.password == key.1));
+                    let of: Vec<String> = of.map(|(_, ordinal, labels, _)| format!("v{ordinal} {}", labels.join(","))).collect();
+                    tracing::debug!(case = self.index, command = self.command + 1, round, of = of.join("; "), ok = outcome.ok(), ms = t.elapsed().as_millis() as u64, "login probe");
+                }
                 if matches!(outcome, LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) {
                     let then = fingerprints.as_ref().and_then(|f| f.get(&key.0).cloned());
                     if then.is_some() || epoch.is_some() {
@@ -939,7 +1074,7 @@ impl<'a> Case<'a> {
                 });
                 match current.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
                     Some(mut value) => {
-                        value["password"] = json!(self.random_text(20));
+                        value["password"] = json!(random_text(&mut self.rng, 20));
                         self.service(Operation::PutSecretValue, json!({"SecretId": self.arn, "SecretString": value.to_string()}))
                     }
                     None => Ok(json!(null)),
@@ -1099,5 +1234,14 @@ mod tests {
         verdict(&mut m, "u", "c", "f2", true);
         assert!(!m.checked.contains("u"));
         assert!(!m.refused_by_another("u", "d", "f2"));
+    }
+
+    #[test]
+    fn a_server_whose_rules_all_check_passwords_needs_no_refusal_first() {
+        let mut m = ProbeMemo { all_checked: true, ..Default::default() };
+        verdict(&mut m, "u", "current", "f1", true);
+        assert!(m.refused_by_another("u", "pending", "f1"));
+        assert!(!m.refused_by_another("u", "pending", "f2"), "not under another fingerprint");
+        assert!(!m.refused_by_another("u", "current", "f1"));
     }
 }

@@ -90,6 +90,9 @@ pub struct Infra {
     pub db: Arc<database::Server>,
     /// The run's redactor.
     pub redactor: Arc<Redactor>,
+    /// Every login to the server is checked against the role's password verifier
+    /// ([`database::Server::logins_check_passwords`]), read once at the start.
+    pub logins_checked: bool,
 }
 
 /// A worker: a function with two warm processes and a fault proxy.
@@ -104,6 +107,79 @@ pub struct Worker {
     pub service: String,
     /// The proxy its functions reach the database through.
     pub proxy: Arc<FaultProxy>,
+    /// Database work done off its cases' path: see [`Backlog`].
+    backlog: std::sync::Mutex<Backlog>,
+}
+
+/// A worker's database work that runs beside its cases instead of inside them: the roles of
+/// the case it runs next, made while the current one runs, and the roles and tables of the
+/// cases it has finished, dropped after they end. Neither touches what the running case uses
+/// (every case's roles and tables carry its own index). [`Runner::shutdown`] waits for it all,
+/// and drops roles made for a case that never ran.
+#[derive(Default)]
+struct Backlog {
+    ahead: Option<(u64, RolesAhead)>,
+    dropping: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A case's roles being made ahead of it.
+pub(crate) struct RolesAhead {
+    roles: case::CaseRoles,
+    made: tokio::task::JoinHandle<Result<case::MadeRoles, String>>,
+}
+
+impl Worker {
+    /// Starts making the roles of case `index`, the one this worker runs next.
+    fn make_roles_ahead(&self, db: &Arc<database::Server>, index: u64, roles: case::CaseRoles) {
+        let made = tokio::spawn(roles.clone().make(db.clone()));
+        let old = self.backlog.lock().expect("backlog lock").ahead.replace((index, RolesAhead { roles, made }));
+        if let Some((_, old)) = old {
+            self.discard(db, old);
+        }
+    }
+
+    /// The roles made ahead for case `index`, if these were for it; others are dropped.
+    fn take_roles_ahead(&self, db: &Arc<database::Server>, index: u64) -> Option<RolesAhead> {
+        let (i, ahead) = self.backlog.lock().expect("backlog lock").ahead.take()?;
+        if i == index {
+            return Some(ahead);
+        }
+        self.discard(db, ahead);
+        None
+    }
+
+    /// Drops roles made ahead for a case that did not use them.
+    fn discard(&self, db: &Arc<database::Server>, ahead: RolesAhead) {
+        let db = db.clone();
+        self.drop_in_background(async move {
+            let table = ahead.made.await.ok().and_then(Result::ok).map(|m| m.table);
+            for r in ahead.roles.names().iter().rev() {
+                let _ = db.drop_role(r).await;
+            }
+            if let Some(t) = table {
+                let _ = db.drop_table(&t).await;
+            }
+        });
+    }
+
+    /// Runs `work` (dropping a case's roles and tables) beside the worker's next cases.
+    fn drop_in_background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut b = self.backlog.lock().expect("backlog lock");
+        b.dropping.retain(|h| !h.is_finished());
+        b.dropping.push(tokio::spawn(work));
+    }
+
+    /// Waits for the work in the background to end, after dropping unused roles made ahead.
+    async fn finish_backlog(&self, db: &Arc<database::Server>) {
+        let ahead = self.backlog.lock().expect("backlog lock").ahead.take();
+        if let Some((_, ahead)) = ahead {
+            self.discard(db, ahead);
+        }
+        let dropping = std::mem::take(&mut self.backlog.lock().expect("backlog lock").dropping);
+        for h in dropping {
+            let _ = h.await;
+        }
+    }
 }
 
 /// How one case went.
@@ -273,9 +349,10 @@ impl Runner {
                 slot_keys: keys.to_vec(),
             };
             let function = RuntimeApiFunction::new(launch.clone(), fc, redactor.clone()).await.map_err(|e| RunError::Io(format!("cannot host the Runtime API: {e}")))?;
-            workers.push(Arc::new(Worker { index: w, function, keys, service: format!("rotcheck-service-w{w}"), proxy }));
+            workers.push(Arc::new(Worker { index: w, function, keys, service: format!("rotcheck-service-w{w}"), proxy, backlog: Default::default() }));
         }
-        Ok(Runner { config: Arc::new(config), infra: Arc::new(Infra { emulator, endpoint, db, redactor }), workers })
+        let logins_checked = db.logins_check_passwords().await;
+        Ok(Runner { config: Arc::new(config), infra: Arc::new(Infra { emulator, endpoint, db, redactor, logins_checked }), workers })
     }
 
     /// The run's configuration.
@@ -299,16 +376,21 @@ impl Runner {
         self.run_case_before(worker, index, seed, schedule, None).await
     }
 
-    /// [`Runner::run_case`], knowing the case `worker` runs after it: a function process for
-    /// that one's environment, when none runs or is parked, starts in the background first, so
-    /// its start-up overlaps this case (see `RuntimeApiFunction::prepare_env`).
-    pub async fn run_case_before(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule, next: Option<&Schedule>) -> CaseResult {
+    /// [`Runner::run_case`], knowing the case `worker` runs after it (its index, seed and
+    /// schedule): that case's database roles are made while this one runs, and a function
+    /// process for its environment, when none runs or is parked, starts in the background, so
+    /// that both overlap this case (see `RuntimeApiFunction::prepare_env`).
+    pub async fn run_case_before(&self, worker: usize, index: u64, seed: u64, schedule: &Schedule, next: Option<(u64, u64, &Schedule)>) -> CaseResult {
         let w = &self.workers[worker];
         w.function.set_env(self.case_env(schedule));
-        if let Some(next) = next {
+        let ahead = w.take_roles_ahead(&self.infra.db, index);
+        if let Some((next_index, next_seed, next)) = next {
             w.function.prepare_env(self.case_env(next)).await;
+            // The roles draw from the case's own random source first, as the case does.
+            let roles = case::CaseRoles::of(&self.config, self.infra.db.flavor, next_index, next, &mut rand::rngs::StdRng::seed_from_u64(next_seed));
+            w.make_roles_ahead(&self.infra.db, next_index, roles);
         }
-        case::Case::new(&self.config, &self.infra, w, index, seed).run(schedule, seed).await
+        case::Case::new(&self.config, &self.infra, w, index, seed).with_roles_ahead(ahead).run(schedule, seed).await
     }
 
     fn case_env(&self, schedule: &Schedule) -> Vec<(String, String)> {
@@ -391,10 +473,12 @@ impl Runner {
         out
     }
 
-    /// Stops every function process.
+    /// Stops every function process and waits for the workers' database work in the
+    /// background (see [`Backlog`]).
     pub async fn shutdown(&self) {
         for w in &self.workers {
             w.function.shutdown().await;
+            w.finish_backlog(&self.infra.db).await;
         }
     }
 }
