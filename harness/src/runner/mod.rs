@@ -263,10 +263,13 @@ pub struct CaseStats {
     pub permissions: BTreeMap<String, BTreeSet<String>>,
     /// Where the cases' time went, in microseconds: `total` (case wall time), `function`
     /// (invocations, the function's own database work included), `emulator` (answering the
-    /// function's calls, part of `function`), `setup` and `teardown` (the case's role, secret
-    /// and tables), `observe` (reading the state and the login probes after each command).
+    /// function's calls, part of `function`), `setup` and `teardown` (the case's secret, and
+    /// its roles and tables where they were not made or dropped beside the worker's other
+    /// cases: see [`Runner::run_case_before`]), `observe` (reading the state and the login
+    /// probes after each command).
     pub timing_us: BTreeMap<String, u64>,
-    /// Login probes run to observe the state (results that still held were reused instead).
+    /// Login probes run to observe the state (results that still held were reused instead),
+    /// the first one, of the initial password, with the case's roles.
     pub probes: u64,
 }
 
