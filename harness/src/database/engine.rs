@@ -260,9 +260,10 @@ impl Server {
         loop {
             let idle = self.admin_idle.lock().expect("admin pool lock").pop();
             let Some((mut c, since)) = idle else { break };
-            // One given back moments ago still answers (the run's own server does not drop
-            // it); an older one is asked first, which costs a round trip.
-            if since.elapsed() < ADMIN_FRESH || c.ping().await {
+            // One given back moments ago to a server rotcheck started still answers (nothing
+            // there drops it); an older one, or one to a server of the user's (behind a
+            // pooler, say), is asked first, which costs a round trip.
+            if (self.provider != "url" && since.elapsed() < ADMIN_FRESH) || c.ping().await {
                 return Ok(c);
             }
         }
@@ -319,11 +320,13 @@ impl Server {
     }
 
     /// Whether every TCP login to this server is checked against the role's own password
-    /// verifier: each host rule of pg_hba.conf (as the server reads it) uses `scram-sha-256`,
+    /// verifier: each host rule of pg_hba.conf uses `scram-sha-256`,
     /// `md5`, `password` or `reject`, and none has an error. Then a role's one verifier decides
     /// all its passwords at once, and a password that differs from one that logs in is refused
     /// (see the runner's probe memo). `false` when it cannot be read (MySQL and MariaDB, an
     /// admin that is not a superuser) or any rule does something else (`trust`, `ldap`, ...).
+    /// The rules are the file's (`pg_hba_file_rules`), which are the loaded ones unless the
+    /// file was edited and not yet reloaded: never on the servers rotcheck starts.
     pub async fn logins_check_passwords(&self) -> bool {
         if self.engine != Engine::Postgres {
             return false;

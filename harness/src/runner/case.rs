@@ -81,6 +81,10 @@ struct ProbeMemo {
     all_checked: bool,
     /// The fingerprints last read, while they may be reused.
     fingerprints: Option<ReadFingerprints>,
+    /// A step of the case ended unknown (killed, timed out): a statement its process sent
+    /// may still commit after the proxy saw the connection go, so from then on neither
+    /// fingerprints nor (without them) verdicts are kept on the proxy's word.
+    unsettled: bool,
 }
 
 /// Login fingerprints read at a moment when no function connection was open, and the proxy's
@@ -380,6 +384,9 @@ impl<'a> Case<'a> {
                 if let Some(other) = other {
                     self.worker.discard(db, other);
                 }
+                // A replay under the same index (a shrink) finds its names still being
+                // dropped after the last run.
+                self.worker.settle(&roles.names()).await;
                 roles.make(db.clone()).await
             }
         };
@@ -442,10 +449,11 @@ impl<'a> Case<'a> {
     }
 
     async fn teardown(&mut self) {
-        // The roles and tables go in the background: nothing of the next case depends on them
-        // (its own are named after its index), and the worker waits for them before it stops.
+        // The roles and tables go in the background: the next case has its own (named after
+        // its index; a replay of this one waits for these drops), and the worker waits for
+        // them before it stops.
         let (db, roles, tables) = (self.infra.db.clone(), std::mem::take(&mut self.roles), std::mem::take(&mut self.tables));
-        self.worker.drop_in_background(async move {
+        self.worker.drop_in_background(roles.clone(), async move {
             for r in roles.iter().rev() {
                 let _ = db.drop_role(r).await;
             }
@@ -519,7 +527,7 @@ impl<'a> Case<'a> {
                 let after = epoch();
                 let f = read.as_ref().map(|f| f.iter().map(|(u, fp)| (u.clone(), fp.digest.clone())).collect::<HashMap<_, _>>());
                 self.probe_memo.fingerprints = match (&read, before) {
-                    (Some(read), Some(e)) if after == before && !read.values().any(|fp| fp.expires) => {
+                    (Some(read), Some(e)) if after == before && !self.probe_memo.unsettled && !read.values().any(|fp| fp.expires) => {
                         Some(ReadFingerprints { epoch: e, users: users.iter().cloned().collect(), digests: f.clone().unwrap_or_default() })
                     }
                     _ => None,
@@ -531,7 +539,7 @@ impl<'a> Case<'a> {
         let memo = &mut self.probe_memo;
         match &fingerprints {
             Some(f) => memo.results.retain(|(user, _), (then, _)| then.is_some() && then.as_ref() == f.get(user)),
-            None if epoch.is_none() || epoch != memo.epoch => memo.results.clear(),
+            None if epoch.is_none() || epoch != memo.epoch || memo.unsettled => memo.results.clear(),
             None => memo.results.retain(|_, (then, _)| then.is_none()),
         }
         memo.epoch = epoch;
@@ -715,6 +723,8 @@ impl<'a> Case<'a> {
                 self.worker.proxy.drop_all();
                 self.worker.proxy.wait_until_closed_after(connections_before, Duration::from_secs(2)).await;
             }
+            self.probe_memo.fingerprints = None;
+            self.probe_memo.unsettled = true;
         }
         let calls = self.infra.emulator.log().take(&key);
         self.record(step, token, attempt, slot, fault, &inv, &calls, connections);

@@ -113,13 +113,21 @@ pub struct Worker {
 
 /// A worker's database work that runs beside its cases instead of inside them: the roles of
 /// the case it runs next, made while the current one runs, and the roles and tables of the
-/// cases it has finished, dropped after they end. Neither touches what the running case uses
-/// (every case's roles and tables carry its own index). [`Runner::shutdown`] waits for it all,
-/// and drops roles made for a case that never ran.
+/// cases it has finished, dropped after they end. Roles are named after their case's index,
+/// but a case can run again under the same index (a shrink replays it), so making roles
+/// first waits for the drops of the same names ([`Worker::settle`]). [`Runner::shutdown`]
+/// waits for it all, and drops roles made for a case that never ran.
 #[derive(Default)]
 struct Backlog {
     ahead: Option<(u64, RolesAhead)>,
-    dropping: Vec<tokio::task::JoinHandle<()>>,
+    dropping: Vec<Dropping>,
+}
+
+/// Roles being dropped in the background; `done` turns true (or its sender goes) at the end.
+struct Dropping {
+    names: Vec<String>,
+    task: tokio::task::JoinHandle<()>,
+    done: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A case's roles being made ahead of it.
@@ -129,9 +137,15 @@ pub(crate) struct RolesAhead {
 }
 
 impl Worker {
-    /// Starts making the roles of case `index`, the one this worker runs next.
+    /// Starts making the roles of case `index`, the one this worker runs next (after any
+    /// drop of the same names has ended).
     fn make_roles_ahead(&self, db: &Arc<database::Server>, index: u64, roles: case::CaseRoles) {
-        let made = tokio::spawn(roles.clone().make(db.clone()));
+        let pending = self.drops_of(&roles.names());
+        let (r, db2) = (roles.clone(), db.clone());
+        let made = tokio::spawn(async move {
+            wait_for(pending).await;
+            r.make(db2).await
+        });
         let old = self.backlog.lock().expect("backlog lock").ahead.replace((index, RolesAhead { roles, made }));
         if let Some((_, old)) = old {
             self.discard(db, old);
@@ -150,10 +164,11 @@ impl Worker {
 
     /// Drops roles made ahead for a case that did not use them.
     fn discard(&self, db: &Arc<database::Server>, ahead: RolesAhead) {
+        let names = ahead.roles.names();
         let db = db.clone();
-        self.drop_in_background(async move {
+        self.drop_in_background(names.clone(), async move {
             let table = ahead.made.await.ok().and_then(Result::ok).map(|m| m.table);
-            for r in ahead.roles.names().iter().rev() {
+            for r in names.iter().rev() {
                 let _ = db.drop_role(r).await;
             }
             if let Some(t) = table {
@@ -162,11 +177,28 @@ impl Worker {
         });
     }
 
-    /// Runs `work` (dropping a case's roles and tables) beside the worker's next cases.
-    fn drop_in_background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    /// Runs `work`, which drops the roles `names` (and their case's tables), beside the
+    /// worker's next cases.
+    fn drop_in_background(&self, names: Vec<String>, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let (tx, done) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            work.await;
+            let _ = tx.send(true);
+        });
         let mut b = self.backlog.lock().expect("backlog lock");
-        b.dropping.retain(|h| !h.is_finished());
-        b.dropping.push(tokio::spawn(work));
+        b.dropping.retain(|d| !d.task.is_finished());
+        b.dropping.push(Dropping { names, task, done });
+    }
+
+    /// The unfinished drops of any of `names`.
+    fn drops_of(&self, names: &[String]) -> Vec<tokio::sync::watch::Receiver<bool>> {
+        let b = self.backlog.lock().expect("backlog lock");
+        b.dropping.iter().filter(|d| !d.task.is_finished() && d.names.iter().any(|n| names.contains(n))).map(|d| d.done.clone()).collect()
+    }
+
+    /// Waits until no drop of any of `names` is under way, so that they can be made again.
+    async fn settle(&self, names: &[String]) {
+        wait_for(self.drops_of(names)).await;
     }
 
     /// Waits for the work in the background to end, after dropping unused roles made ahead.
@@ -176,9 +208,16 @@ impl Worker {
             self.discard(db, ahead);
         }
         let dropping = std::mem::take(&mut self.backlog.lock().expect("backlog lock").dropping);
-        for h in dropping {
-            let _ = h.await;
+        for d in dropping {
+            let _ = d.task.await;
         }
+    }
+}
+
+/// Waits until each drop has ended (its task sent `true`, or ended without sending).
+async fn wait_for(drops: Vec<tokio::sync::watch::Receiver<bool>>) {
+    for mut d in drops {
+        let _ = d.wait_for(|done| *done).await;
     }
 }
 
