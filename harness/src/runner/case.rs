@@ -100,6 +100,13 @@ struct ReadFingerprints {
 }
 
 impl ProbeMemo {
+    /// Keeps a probe's verdict on `password` of `user`, under the user's fingerprint then
+    /// (`None`: on the proxy's word), and notes what it shows of the server.
+    fn record(&mut self, user: &str, password: &str, fingerprint: Option<String>, ok: bool) {
+        self.results.insert((user.to_string(), password.to_string()), (fingerprint, ok));
+        self.note_checked(user);
+    }
+
     /// Notes `user` as checked once a real probe's verdicts under one fingerprint differ.
     fn note_checked(&mut self, user: &str) {
         let mut seen: HashMap<&str, (bool, bool)> = HashMap::new();
@@ -394,8 +401,7 @@ impl<'a> Case<'a> {
         self.tables.push(made.table);
         if let Some((fingerprint, ok)) = made.first_login {
             self.stats.probes += 1;
-            self.probe_memo.results.insert((self.username.clone(), password.clone()), (Some(fingerprint), ok));
-            self.probe_memo.note_checked(&self.username);
+            self.probe_memo.record(&self.username, &password, Some(fingerprint), ok);
         }
         let engine = match self.config.engine {
             Engine::Postgres => "postgres",
@@ -516,26 +522,8 @@ impl<'a> Case<'a> {
         users.dedup();
         // Earlier verdicts still hold while the users' fingerprints are unchanged, or (without
         // fingerprints) while no function connection has touched the database.
-        let proxy = &self.worker.proxy;
-        let epoch = || (proxy.open_connections() == 0).then(|| proxy.total_connections());
-        let before = epoch();
-        let fingerprints = match self.probe_memo.fingerprints_still(before, &users) {
-            _ if creds.is_empty() => None,
-            Some(f) => Some(f),
-            None => {
-                let read = self.infra.db.login_fingerprints(&users).await;
-                let after = epoch();
-                let f = read.as_ref().map(|f| f.iter().map(|(u, fp)| (u.clone(), fp.digest.clone())).collect::<HashMap<_, _>>());
-                self.probe_memo.fingerprints = match (&read, before) {
-                    (Some(read), Some(e)) if after == before && !self.probe_memo.unsettled && !read.values().any(|fp| fp.expires) => {
-                        Some(ReadFingerprints { epoch: e, users: users.iter().cloned().collect(), digests: f.clone().unwrap_or_default() })
-                    }
-                    _ => None,
-                };
-                f
-            }
-        };
-        let epoch = epoch();
+        let fingerprints = if creds.is_empty() { None } else { self.login_fingerprints(&users).await };
+        let epoch = self.proxy_epoch();
         let memo = &mut self.probe_memo;
         match &fingerprints {
             Some(f) => memo.results.retain(|(user, _), (then, _)| then.is_some() && then.as_ref() == f.get(user)),
@@ -589,8 +577,7 @@ impl<'a> Case<'a> {
                 if matches!(outcome, LoginOutcome::Authenticated | LoginOutcome::AuthenticationFailed) {
                     let then = fingerprints.as_ref().and_then(|f| f.get(&key.0).cloned());
                     if then.is_some() || epoch.is_some() {
-                        memo.results.insert(key.clone(), (then, outcome.ok()));
-                        memo.note_checked(&key.0);
+                        memo.record(&key.0, &key.1, then, outcome.ok());
                     }
                 }
                 probed.insert(key, outcome.ok());
@@ -623,6 +610,31 @@ impl<'a> Case<'a> {
         let o = Observed { versions: seen };
         self.last_observed = Some(o.clone());
         o
+    }
+
+    /// The proxy's connection count while none is open (`None` while one is): equal epochs
+    /// mean no function connection reached the database in between.
+    fn proxy_epoch(&self) -> Option<u64> {
+        let proxy = &self.worker.proxy;
+        (proxy.open_connections() == 0).then(|| proxy.total_connections())
+    }
+
+    /// The login fingerprints of `users`, as last read while they still hold (see
+    /// [`ReadFingerprints`]), else read from the server.
+    async fn login_fingerprints(&mut self, users: &[String]) -> Option<HashMap<String, String>> {
+        let before = self.proxy_epoch();
+        if let Some(f) = self.probe_memo.fingerprints_still(before, users) {
+            return Some(f);
+        }
+        let Some(read) = self.infra.db.login_fingerprints(users).await else {
+            self.probe_memo.fingerprints = None;
+            return None;
+        };
+        let expires = read.values().any(|fp| fp.expires);
+        let digests: HashMap<String, String> = read.into_iter().map(|(u, fp)| (u, fp.digest)).collect();
+        let keep = before.filter(|_| self.proxy_epoch() == before && !self.probe_memo.unsettled && !expires);
+        self.probe_memo.fingerprints = keep.map(|epoch| ReadFingerprints { epoch, users: users.iter().cloned().collect(), digests: digests.clone() });
+        Some(digests)
     }
 
     /// Observes, records the state, and checks what must hold at every instant.
@@ -1215,8 +1227,7 @@ mod tests {
     use super::ProbeMemo;
 
     fn verdict(m: &mut ProbeMemo, user: &str, password: &str, fingerprint: &str, ok: bool) {
-        m.results.insert((user.into(), password.into()), (Some(fingerprint.into()), ok));
-        m.note_checked(user);
+        m.record(user, password, Some(fingerprint.into()), ok);
     }
 
     #[test]
